@@ -22,7 +22,7 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/
 
 lint: setup
-	$(BIN)/ruff check kdkit tests tools notebooks
+	$(BIN)/ruff check kdkit tests tools notebooks conftest.py
 
 unit: setup
 	$(BIN)/python -m pytest -q tests -m "not browser"

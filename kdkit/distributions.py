@@ -87,7 +87,9 @@ def temperature_sweep(logits, temperatures: Sequence[float]) -> dict[str, torch.
     """
     z = _as_float_tensor(logits, "logits")
     if z.dim() != 1:
-        raise ValueError(f"temperature_sweep takes one logit vector (V,), got shape {tuple(z.shape)}.")
+        raise ValueError(
+            f"temperature_sweep takes one logit vector (V,), got shape {tuple(z.shape)}."
+        )
     temps = torch.as_tensor(list(temperatures), dtype=z.dtype)
     probs = torch.stack([softened(z, float(T)) for T in temps])  # (K, V)
     return {

@@ -137,7 +137,9 @@ def _check_mask(mask: torch.Tensor | None, logits: torch.Tensor) -> None:
 
 def _check_labels(labels: torch.Tensor, logits: torch.Tensor, ignore_index: int) -> None:
     if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}.")
+        raise ValueError(
+            f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}."
+        )
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
         raise ValueError(
             f"labels must hold integer class indices (dtype long), got dtype {labels.dtype}. "

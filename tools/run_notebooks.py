@@ -25,7 +25,11 @@ TIMEOUT_S = 1800  # per cell
 def clean(nb: nbformat.NotebookNode) -> None:
     """Drop widget state and timing metadata; pin the kernelspec nbval and labs expect."""
     nb.metadata.pop("widgets", None)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
