@@ -6,12 +6,8 @@ Nothing here writes files or calls ``plt.show()``; the caller decides (notebooks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 
 def _np(x) -> np.ndarray:
