@@ -36,6 +36,7 @@ test: lint unit nbval
 
 notebooks: setup
 	env -u MPLBACKEND $(BIN)/python tools/run_notebooks.py $(NB)
+	$(BIN)/python tools/make_figures.py
 
 figures: setup
 	$(BIN)/python tools/make_figures.py
