@@ -267,7 +267,8 @@ def hard_cross_entropy(
     _check_labels(labels, student_logits, ignore_index)
     _check_reduction(reduction)
     mask = labels != ignore_index  # (...)
-    safe = torch.where(mask, labels, torch.zeros_like(labels))  # any valid index where ignored
+    # any valid index where ignored; gather needs int64 (labels may be int16/int32)
+    safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
     log_p = F.log_softmax(student_logits, dim=-1)  # (..., V)
     nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (...)
     return _reduce(nll, mask, reduction)
