@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kdkit-installed
 
-.PHONY: setup lab test unit nbval lint notebooks figures clean
+.PHONY: setup lab test unit nbval browser lint notebooks figures clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,11 @@ nbval: setup
 	env -u MPLBACKEND $(BIN)/python -m pytest -q --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 --dist loadfile notebooks
 
-test: lint unit nbval
+# JupyterLab in headless Chromium (Debian: apt-get install -y chromium); skipped without it.
+browser: setup
+	env -u MPLBACKEND $(BIN)/python -m pytest -q tests -m browser
+
+test: lint unit nbval browser
 
 notebooks: setup
 	env -u MPLBACKEND $(BIN)/python tools/run_notebooks.py $(NB)

@@ -23,15 +23,6 @@ F64 = torch.float64
 TEMPS = st.floats(0.25, 20.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_intra_op_thread():
-    """The tensors here are tiny: a second intra-op thread only adds contention, which on a
-    busy 2-core machine costs milliseconds per float64 op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @st.composite
 def logits(draw, shapes=None, max_scale: float = 5.0) -> torch.Tensor:

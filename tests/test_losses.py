@@ -34,15 +34,6 @@ REDUCTIONS = ("mean", "sum", "none")
 IGNORE = -100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_intra_op_thread():
-    """The tensors here are tiny: a second intra-op thread only adds contention, which on a
-    busy 2-core machine costs milliseconds per float64 op and makes the file minutes long."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --------------------------------------------------------------------------- strategies
 
