@@ -12,9 +12,11 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from kdkit import distributions
+from kdkit.stats import t_interval
 
 
 def _np(x) -> np.ndarray:
@@ -278,6 +280,448 @@ def plot_temperature_sweep(
     for ax in (ax_h, ax_m, ax_r):
         _temperature_axis(ax)
         ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# --------------------------------------------------- soft vs hard labels (notebook 01)
+
+_LABEL_COLOR = "0.25"  # the one-hot label's single bar
+
+
+def _bold_tick(ax, index: int) -> None:
+    """Make the x tick label of class ``index`` bold (the true class)."""
+    labels = ax.get_xticklabels()
+    if 0 <= index < len(labels):
+        labels[index].set_fontweight("bold")
+
+
+def plot_digits_with_probs(
+    images,
+    labels,
+    probs,
+    class_names: Sequence[str] | None = None,
+    *,
+    side: int = 8,
+    log_scale: bool = True,
+    log_floor: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One row per image: the image, its one-hot label, and a teacher's probabilities as bars
+    (again on a log scale with ``log_scale``, where the small wrong-class values show).
+
+    Shapes: images ``(N, side*side)`` or ``(N, side, side)``, labels ``(N,)``, probs ``(N, V)``.
+    The teacher's top class is orange, the true class' tick label bold, and an image's title
+    red where the top class is wrong. The log panels start at ``log_floor`` (default: a
+    decade below the smallest probability, at least 1e-12); smaller values sit at the floor.
+    """
+    imgs = _np(images)
+    y = _np(labels).astype(int)
+    p = _np(probs)
+    if p.ndim != 2 or imgs.shape[0] != p.shape[0] or y.shape != (p.shape[0],):
+        raise ValueError(
+            f"need images (N, ...), labels (N,) and probs (N, V) with the same N, got shapes "
+            f"{imgs.shape}, {y.shape} and {p.shape}."
+        )
+    n, V = p.shape
+    names = _class_labels(V, class_names)
+    imgs = imgs.reshape(n, side, side)
+    if log_floor is None:
+        smallest = max(float(p.min()), 1e-12)
+        log_floor = 10.0 ** (math.floor(math.log10(smallest)) - 1) if smallest < 0.1 else 1e-2
+    ncols = 4 if log_scale else 3
+    fig, axes = plt.subplots(
+        n,
+        ncols,
+        figsize=(3.0 * ncols + 0.6, 1.9 * n + 0.4),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [0.55] + [1.0] * (ncols - 1)},
+    )
+    x = np.arange(V)
+    for r in range(n):
+        top = int(p[r].argmax())
+        colors = [_TOP_COLOR if i == top else _REST_COLOR for i in range(V)]
+        ax_img, ax_label, ax_p = axes[r, :3]
+        ax_img.imshow(imgs[r], cmap="gray_r", interpolation="nearest")
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        ax_img.set_title(
+            f"label {names[y[r]]}, teacher {names[top]}",
+            fontsize=9,
+            color="black" if top == y[r] else "C3",
+        )
+
+        ax_label.bar(x, np.eye(V)[y[r]], width=0.7, color=_LABEL_COLOR)
+        ax_p.bar(x, p[r], width=0.7, color=colors)
+        H = float(-(p[r] * np.log(np.clip(p[r], 1e-300, None))).sum())
+        ax_p.text(
+            0.98,
+            0.93,
+            f"H = {H:.2f} nats",
+            transform=ax_p.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+        )
+        for ax in (ax_label, ax_p):
+            ax.set_ylim(0, 1.05)
+            ax.grid(axis="y", alpha=0.3)
+        if log_scale:
+            ax_log = axes[r, 3]
+            ax_log.bar(x, np.clip(p[r], log_floor, None), width=0.7, color=colors)
+            ax_log.set_yscale("log")
+            ax_log.set_ylim(log_floor, 1.5)
+            ax_log.minorticks_off()
+            ax_log.grid(axis="y", alpha=0.3)
+        for ax in axes[r, 1:]:
+            _class_axis(ax, names, label="class" if r == n - 1 else "")
+            _bold_tick(ax, y[r])
+    column_titles = ["one-hot label $y$", "teacher $p_i$", "teacher $p_i$ (log scale)"]
+    for ax, heading in zip(axes[0, 1:], column_titles, strict=False):
+        ax.set_title(heading, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_soft_label_spread(
+    mass_outside_top: dict,
+    entropy: dict,
+    num_classes: int,
+    *,
+    floor: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Histograms over a data set of two summaries of soft labels, one line per temperature.
+
+    ``mass_outside_top`` and ``entropy`` map a temperature T to per-example values ``(N,)``
+    (e.g. from :func:`kdkit.distributions.mass_outside_top` and
+    :func:`~kdkit.distributions.entropy`). Left: ``1 − p_top`` on a log axis from ``floor``
+    (default: the decade below the smallest value, at least 1e-12; smaller values are counted
+    at the floor); right: entropy in nats, up to ``log num_classes``. A one-hot label has 0
+    for both.
+    """
+    if set(mass_outside_top) != set(entropy) or not mass_outside_top:
+        raise ValueError("mass_outside_top and entropy need the same, non-empty set of T keys.")
+    if floor is None:
+        smallest = min(float(_np(m).min()) for m in mass_outside_top.values())
+        floor = 10.0 ** math.floor(math.log10(min(max(smallest, 1e-12), 0.1)))
+    fig, (ax_m, ax_h) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    mass_bins = np.logspace(math.log10(floor), 0, 37)
+    entropy_bins = np.linspace(0, math.log(num_classes), 31)
+    for k, T in enumerate(sorted(mass_outside_top)):
+        m = np.clip(_np(mass_outside_top[T]), floor, 1.0)
+        H = _np(entropy[T])
+        color = f"C{k}"
+        ax_m.hist(
+            m,
+            bins=mass_bins,
+            histtype="step",
+            lw=2,
+            color=color,
+            label=f"T = {T:g}: median {np.median(m):.3f}",
+        )
+        ax_m.axvline(np.median(m), color=color, ls=":", lw=1.2)
+        ax_h.hist(
+            H,
+            bins=entropy_bins,
+            histtype="step",
+            lw=2,
+            color=color,
+            label=f"T = {T:g}: mean {H.mean():.2f} nats",
+        )
+        ax_h.axvline(H.mean(), color=color, ls=":", lw=1.2)
+    ax_m.set_xscale("log")
+    ax_m.set_xlabel(r"mass outside the top class $1 - p_{\mathrm{top}}$ (log scale)")
+    ax_m.set_title("how much probability the teacher gives to other classes", fontsize=11)
+    ax_h.axvline(math.log(num_classes), color="0.4", ls="--", lw=1)
+    ax_h.text(
+        math.log(num_classes),
+        0.5,
+        " uniform\n log V",
+        transform=ax_h.get_xaxis_transform(),
+        ha="right",
+        va="center",
+        fontsize=8,
+        color="0.3",
+    )
+    ax_h.set_xlabel("entropy $H(p)$ [nats]")
+    ax_h.set_title("entropy of the teacher's soft labels", fontsize=11)
+    for ax, loc in ((ax_m, "upper left"), (ax_h, "upper center")):
+        ax.set_ylabel("number of examples")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc=loc, title="one-hot labels: 0 for all", title_fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_class_similarity(
+    matrix,
+    class_names: Sequence[str] | None = None,
+    *,
+    hide_diagonal: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """A ``(V, V)`` heat map, rows = true class, columns = class the probability goes to.
+
+    For the mean soft label per true class, the off-diagonal cells show which classes the
+    teacher finds alike. With ``hide_diagonal`` the colour scale covers only the
+    off-diagonal cells (the diagonal is grey, its values still printed).
+    """
+    S = _np(matrix)
+    if S.ndim != 2 or S.shape[0] != S.shape[1]:
+        raise ValueError(f"matrix must be square (V, V), got shape {S.shape}.")
+    V = S.shape[0]
+    names = _class_labels(V, class_names)
+    off = ~np.eye(V, dtype=bool)
+    shown = np.where(off, S, np.nan) if hide_diagonal else S
+    fig, ax = plt.subplots(figsize=(7.4, 6.2), layout="constrained")
+    cmap = plt.get_cmap("Blues").with_extremes(bad="0.85")  # NaN (hidden diagonal): grey
+    vmax = float(np.nanmax(shown))
+    im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=vmax)
+    for i in range(V):
+        for j in range(V):
+            dark = off[i, j] and S[i, j] > 0.6 * vmax
+            ax.text(
+                j,
+                i,
+                f"{S[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "0.15",
+            )
+    ax.set_xticks(np.arange(V), names)
+    ax.set_yticks(np.arange(V), names)
+    ax.set_xlabel("class k the probability goes to")
+    ax.set_ylabel("true class")
+    fig.colorbar(
+        im,
+        ax=ax,
+        shrink=0.85,
+        label="mean probability" + (" (off-diagonal)" if hide_diagonal else ""),
+    )
+    ax.set_title(title or "which digits the teacher finds alike", fontsize=12)
+    return fig
+
+
+def plot_target_gradients(
+    targets: dict,
+    gradients: dict,
+    class_names: Sequence[str] | None = None,
+    *,
+    true_class: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Grouped bars: target distributions (left) and the negative gradient of each loss with
+    respect to the student's logits (right: the direction one descent step moves each logit).
+
+    ``targets`` and ``gradients`` map the same names (e.g. "one-hot", "soft") to ``(V,)``.
+    """
+    if list(targets) != list(gradients) or not targets:
+        raise ValueError("targets and gradients need the same, non-empty keys in the same order.")
+    series = [(_np(targets[k]), -_np(gradients[k])) for k in targets]
+    V = series[0][0].shape[0]
+    names = _class_labels(V, class_names)
+    fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    x = np.arange(V)
+    width = 0.8 / len(series)
+    for k, (name, (q, g)) in enumerate(zip(targets, series, strict=True)):
+        offset = (k - (len(series) - 1) / 2) * width
+        color = _LABEL_COLOR if k == 0 else f"C{k - 1}"  # first series: usually the label
+        ax_t.bar(x + offset, q, width=width, color=color, label=name)
+        ax_g.bar(x + offset, g, width=width, color=color, label=name)
+    ax_t.set_ylabel("target probability $q_i$")
+    ax_t.set_title("the two targets", fontsize=11)
+    ax_g.axhline(0.0, color="0.3", lw=0.8)
+    ax_g.set_ylabel(r"$-\partial L / \partial z_i$ (up: logit pushed up)")
+    ax_g.set_title("where one gradient step moves each logit", fontsize=11)
+    for ax in (ax_t, ax_g):
+        _class_axis(ax, names)
+        if true_class is not None:
+            _bold_tick(ax, true_class)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_accuracy_comparison(
+    accuracies: dict,
+    *,
+    reference: dict | None = None,
+    xlabel: str = "test accuracy",
+    title: str | None = None,
+) -> Figure:
+    """One row per setting: a dot per run (seed) and a bar-shaped tick at the runs' mean.
+
+    ``accuracies`` maps a setting's name to its runs' accuracies; ``reference`` maps a name
+    (e.g. "teacher") to a value drawn as a dashed vertical line. No bars from zero: the
+    x axis is zoomed to the data, which a bar's length would misrepresent.
+    """
+    if not accuracies:
+        raise ValueError("accuracies is empty.")
+    names = list(accuracies)
+    runs = [_np(accuracies[k]).ravel() for k in names]
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(names) + 1.5), layout="constrained")
+    y = np.arange(len(names))[::-1]  # first setting on top
+    for k, (yi, r) in enumerate(zip(y, runs, strict=True)):
+        color = f"C{k}"
+        mean = float(r.mean())
+        ax.plot([mean, mean], [yi - 0.28, yi + 0.28], color=color, lw=3, solid_capstyle="butt")
+        ax.plot(r, np.full(r.shape, yi), "o", color=color, ms=6, alpha=0.8, mec="white")
+        ax.text(mean, yi + 0.32, f"mean {mean:.3f}", va="bottom", ha="center", fontsize=8)
+    refs = dict(reference or {})
+    for k, (name, value) in enumerate(refs.items()):
+        ax.axvline(value, color=f"C{7 + k}", ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+    values = np.concatenate(runs + [np.asarray(list(refs.values()), dtype=float)])
+    span = max(float(values.max() - values.min()), 0.02)
+    ax.set_xlim(values.min() - 0.15 * span, min(1.0, values.max() + 0.15 * span))
+    ax.set_ylim(-0.6, len(names) - 0.2)
+    ax.set_yticks(y, names)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if refs:
+        ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=12)
+    return fig
+
+
+# ------------------------------------------------ text and feature distillation (notebook 05)
+
+
+def plot_attention_maps(
+    attentions: dict,
+    tokens: Sequence[str],
+    *,
+    gamma: float = 0.5,
+    title: str | None = None,
+) -> Figure:
+    """Attention probabilities of one sentence: a grid of heads (rows) × layers (columns) per
+    model, models side by side.
+
+    ``attentions`` maps a model's name to its per-layer maps, each ``(H, L, L)`` (rows are
+    queries, columns keys) or ``(1, H, L, L)``; all models need the same ``H`` and ``L``, and
+    ``tokens`` names the ``L`` positions. Colours use a power scale (``gamma`` < 1 brightens
+    small probabilities), shared by all panels, from 0 to 1.
+    """
+    if not attentions:
+        raise ValueError("attentions is empty: give at least one model's maps.")
+    maps = {}
+    for name, layers in attentions.items():
+        arrays = [_np(a) for a in layers]
+        arrays = [a[0] if a.ndim == 4 and a.shape[0] == 1 else a for a in arrays]
+        if not arrays or any(a.ndim != 3 or a.shape[1] != a.shape[2] for a in arrays):
+            raise ValueError(f"{name}: each layer's map must have shape (H, L, L).")
+        maps[name] = arrays
+    H, L, _ = next(iter(maps.values()))[0].shape
+    for name, arrays in maps.items():
+        if any(a.shape != (H, L, L) for a in arrays):
+            raise ValueError(
+                f"{name}: every map must have shape {(H, L, L)} like the first model's."
+            )
+    if len(tokens) != L:
+        raise ValueError(f"tokens has {len(tokens)} entries but the maps cover L={L} positions.")
+    widths = [len(arrays) for arrays in maps.values()]
+    fig = plt.figure(figsize=(1.75 * sum(widths) + 1.6, 1.75 * H + 1.4), layout="constrained")
+    # one subfigure per model, plus a narrow one for the colour bar that all panels share
+    subfigs = fig.subfigures(1, len(maps) + 1, width_ratios=[*widths, 0.45], wspace=0.03)
+    norm = PowerNorm(gamma=gamma, vmin=0.0, vmax=1.0)
+    image = None
+    for m, (subfig, (name, arrays)) in enumerate(zip(subfigs[:-1], maps.items(), strict=True)):
+        axes = subfig.subplots(H, len(arrays), squeeze=False)
+        for layer, a in enumerate(arrays):
+            for head in range(H):
+                ax = axes[head, layer]
+                image = ax.imshow(a[head], cmap="viridis", norm=norm)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if head == 0:
+                    ax.set_title(f"layer {layer}", fontsize=9)
+                if head == H - 1:
+                    ax.set_xticks(np.arange(L), tokens, rotation=90, fontsize=6)
+                if layer == 0:
+                    label = f"head {head}"
+                    if m == 0:
+                        ax.set_yticks(np.arange(L), tokens, fontsize=6)
+                        label = f"head {head}\nquery"
+                    ax.set_ylabel(label, fontsize=9)
+        subfig.suptitle(name, fontsize=11)
+    cax = subfigs[-1].add_axes((0.1, 0.2, 0.2, 0.6))
+    subfigs[-1].colorbar(image, cax=cax, label="attention probability")
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_variant_comparison(
+    accuracies: dict,
+    baseline: str,
+    *,
+    reference: dict | None = None,
+    confidence: float = 0.95,
+    title: str | None = None,
+) -> Figure:
+    """Seeds and intervals for several training variants, absolute and paired.
+
+    ``accuracies`` maps a variant's name to its per-seed accuracies (all variants run on the
+    same seeds, in the same order). Left: a dot per seed, the mean and its t interval.
+    Right: per seed, each variant minus ``baseline`` (the same seed's run), with the mean
+    difference and its t interval; an interval clear of 0 is a difference the seeds support.
+    ``reference`` maps a name (e.g. "teacher") to a value drawn as a dashed line on the left.
+    """
+    if baseline not in accuracies:
+        raise ValueError(f"baseline {baseline!r} is not one of {list(accuracies)}.")
+    names = list(accuracies)
+    runs = {k: _np(v).ravel() for k, v in accuracies.items()}
+    n = runs[baseline].size
+    if any(r.size != n for r in runs.values()):
+        raise ValueError("every variant needs one value per seed, the same seeds for all.")
+    others = [k for k in names if k != baseline]
+    fig, (ax_a, ax_d) = plt.subplots(
+        1,
+        2,
+        figsize=(13, 0.55 * len(names) + 2.0),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.1, 1.0]},
+    )
+    pct = int(round(100 * confidence))
+    y = np.arange(len(names))[::-1]  # first variant on top
+    for k, (yi, name) in enumerate(zip(y, names, strict=True)):
+        mean, half = t_interval(runs[name], confidence)
+        ax_a.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
+        ax_a.plot(runs[name], np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
+        ax_a.text(mean, yi + 0.18, f"{mean:.3f} ± {half:.3f}", ha="center", va="bottom", fontsize=8)
+    for j, (name, value) in enumerate((reference or {}).items()):
+        ax_a.axvline(value, color=f"C{7 + j}", ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+    ax_a.set_yticks(y, names)
+    ax_a.set_ylim(-0.7, len(names) - 0.3)
+    ax_a.set_xlabel("test accuracy")
+    ax_a.set_title(f"per seed (dots), mean ± {pct}% t interval", fontsize=11)
+    if reference:
+        ax_a.legend(fontsize=8, loc="lower right")
+    y_d = np.arange(len(others))[::-1]
+    for yi, name in zip(y_d, others, strict=True):
+        k = names.index(name)
+        diff = runs[name] - runs[baseline]
+        mean, half = t_interval(diff, confidence)
+        ax_d.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
+        ax_d.plot(diff, np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
+        ax_d.text(
+            mean, yi + 0.18, f"{mean:+.3f} ± {half:.3f}", ha="center", va="bottom", fontsize=8
+        )
+    ax_d.axvline(0.0, color="0.3", lw=1)
+    ax_d.set_yticks(y_d, others)
+    ax_d.set_ylim(-0.7, len(others) - 0.3)
+    ax_d.set_xlabel(f"accuracy − {baseline} (same seed)")
+    ax_d.set_title(f"paired difference vs {baseline}, mean ± {pct}% t interval", fontsize=11)
+    for ax in (ax_a, ax_d):
+        ax.grid(axis="x", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=12)
     return fig

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import trange
 
 from kdkit.data import jitter_images
-from kdkit.losses import distillation_loss
+from kdkit.losses import hard_cross_entropy, kd_kl_loss
 
 __all__ = ["train_classifier", "distill_classifier", "predict_logits", "evaluate"]
 
@@ -87,6 +87,8 @@ def distill_classifier(
     same (jittered) inputs as the student. Returns ``{"loss": [...]}`` per epoch.
     """
     _check_data(X, y)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha (soft-loss weight) must be in [0, 1], got {alpha}.")
     if y is None:
         if alpha != 1.0:
             raise ValueError(f"y=None (no labels) needs alpha=1 (pure distillation), got {alpha}.")
@@ -104,7 +106,11 @@ def distill_classifier(
             with torch.no_grad():
                 teacher_logits = teacher(Xe[idx])  # (b, C)
             student_logits = student(Xe[idx])  # (b, C)
-            loss = distillation_loss(student_logits, teacher_logits, y[idx], T=T, alpha=alpha)
+            # Not losses.distillation_loss: that masks unlabelled (-100) positions out of the
+            # KD term too (right for padding tokens), but here they are the transfer set.
+            hard = hard_cross_entropy(student_logits, y[idx])  # mean over labelled rows
+            soft = kd_kl_loss(student_logits, teacher_logits, T=T)  # mean over all rows
+            loss = (1.0 - alpha) * hard + alpha * soft
             opt.zero_grad()
             loss.backward()
             opt.step()
