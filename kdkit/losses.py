@@ -118,6 +118,15 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
 
 
+def _check_positions(what: str, tensor: torch.Tensor, logits: torch.Tensor) -> None:
+    """``tensor`` (a mask or labels) must have one entry per position: ``logits.shape[:-1]``."""
+    if tuple(tensor.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(
+            f"{what} shape {tuple(tensor.shape)} but must have the logits' shape without "
+            f"the class dimension, {tuple(logits.shape[:-1])} (logits {tuple(logits.shape)})."
+        )
+
+
 def _check_mask(mask: torch.Tensor | None, logits: torch.Tensor) -> None:
     if mask is None:
         return
@@ -128,11 +137,7 @@ def _check_mask(mask: torch.Tensor | None, logits: torch.Tensor) -> None:
             f"mask must be a bool tensor (True where a position counts), got dtype "
             f"{mask.dtype}. Build it with mask_from_labels(labels) or pass mask.bool()."
         )
-    if tuple(mask.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(
-            f"mask has shape {tuple(mask.shape)} but must have the logits' shape without "
-            f"the class dimension, {tuple(logits.shape[:-1])} (logits {tuple(logits.shape)})."
-        )
+    _check_positions("mask has", mask, logits)
 
 
 def _check_labels(labels: torch.Tensor, logits: torch.Tensor, ignore_index: int) -> None:
@@ -145,11 +150,7 @@ def _check_labels(labels: torch.Tensor, logits: torch.Tensor, ignore_index: int)
             f"labels must hold integer class indices (dtype long), got dtype {labels.dtype}. "
             f"For soft (probability) targets use kd_kl_loss or soft_cross_entropy."
         )
-    if tuple(labels.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(
-            f"labels have shape {tuple(labels.shape)} but must have the logits' shape without "
-            f"the class dimension, {tuple(logits.shape[:-1])} (logits {tuple(logits.shape)})."
-        )
+    _check_positions("labels have", labels, logits)
     V = logits.shape[-1]
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= V))
     if bool(bad.any()):

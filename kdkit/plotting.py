@@ -33,17 +33,18 @@ _REST_COLOR = "C0"
 _DEFAULT_TEMPERATURES = tuple(float(2.0**e) for e in np.linspace(-2, 5, 57))  # 0.25 .. 32
 
 
-def _logit_vector(logits) -> torch.Tensor:
+def _logit_vector(logits, name: str = "logits") -> torch.Tensor:
     """One finite logit vector ``(V,)`` with V >= 2, as a float tensor."""
     z = torch.as_tensor(logits)
     if not z.is_floating_point():
         z = z.to(torch.get_default_dtype())
     if z.dim() != 1 or z.shape[0] < 2:
         raise ValueError(
-            f"logits must be one vector (V,) with V >= 2 classes, got shape {tuple(z.shape)}."
+            f"{name} must be one logit vector (V,) with V >= 2 classes, "
+            f"got shape {tuple(z.shape)}."
         )
     if not torch.isfinite(z).all():
-        raise ValueError("logits contain NaN or infinite values.")
+        raise ValueError(f"{name} contains NaN or infinite values.")
     return z
 
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from kdkit import distributions
 from kdkit.plotting import (
     _class_labels,
+    _logit_vector,
     plot_softened_distribution,
     update_softened_distribution,
 )
@@ -46,19 +47,10 @@ def _logit_vectors(logits_choices: Mapping[str, Any]) -> dict[str, torch.Tensor]
             "logits_choices is empty: give a dict {name: logits of shape (V,)} with at least "
             "one entry."
         )
-    vectors: dict[str, torch.Tensor] = {}
-    for name, logits in logits_choices.items():
-        z = torch.as_tensor(logits)
-        if not z.is_floating_point():
-            z = z.to(torch.get_default_dtype())
-        if z.dim() != 1 or z.shape[0] < 2:
-            raise ValueError(
-                f"logits_choices[{name!r}] must be one logit vector (V,) with V >= 2, "
-                f"got shape {tuple(z.shape)}."
-            )
-        if not torch.isfinite(z).all():
-            raise ValueError(f"logits_choices[{name!r}] contains NaN or infinite values.")
-        vectors[str(name)] = z
+    vectors = {
+        str(name): _logit_vector(logits, f"logits_choices[{name!r}]")
+        for name, logits in logits_choices.items()
+    }
     sizes = {name: z.shape[0] for name, z in vectors.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"all logit vectors must have the same number of classes, got {sizes}.")

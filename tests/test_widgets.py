@@ -203,7 +203,7 @@ def test_temperature_sweep_plot_matches_distributions():
             lambda: plotting.plot_temperature_grid(HAND, [1.0], NAMES[:3]),
             "class_names has 3 entries but the logits have V=10",
         ),
-        (lambda: plotting.plot_softened_distribution(torch.zeros(2, 3)), "one vector"),
+        (lambda: plotting.plot_softened_distribution(torch.zeros(2, 3)), "one logit vector"),
     ],
 )
 def test_plots_reject_bad_input(call, message):
