@@ -600,7 +600,7 @@ def plot_attention_maps(
     attentions: dict,
     tokens: Sequence[str],
     *,
-    gamma: float = 0.5,
+    gamma: float = 1.0,
     title: str | None = None,
 ) -> Figure:
     """Attention probabilities of one sentence: a grid of heads (rows) × layers (columns) per
@@ -608,8 +608,8 @@ def plot_attention_maps(
 
     ``attentions`` maps a model's name to its per-layer maps, each ``(H, L, L)`` (rows are
     queries, columns keys) or ``(1, H, L, L)``; all models need the same ``H`` and ``L``, and
-    ``tokens`` names the ``L`` positions. Colours use a power scale (``gamma`` < 1 brightens
-    small probabilities), shared by all panels, from 0 to 1.
+    ``tokens`` names the ``L`` positions. One colour scale for all panels, from 0 to the
+    largest probability shown; ``gamma`` < 1 makes it a power scale that brightens small values.
     """
     if not attentions:
         raise ValueError("attentions is empty: give at least one model's maps.")
@@ -632,9 +632,10 @@ def plot_attention_maps(
     fig = plt.figure(figsize=(1.75 * sum(widths) + 1.6, 1.75 * H + 1.4), layout="constrained")
     # one subfigure per model, plus a narrow one for the colour bar that all panels share
     subfigs = fig.subfigures(1, len(maps) + 1, width_ratios=[*widths, 0.45], wspace=0.03)
-    norm = PowerNorm(gamma=gamma, vmin=0.0, vmax=1.0)
+    vmax = max(float(a.max()) for arrays in maps.values() for a in arrays)
+    norm = PowerNorm(gamma=gamma, vmin=0.0, vmax=vmax)
     image = None
-    for m, (subfig, (name, arrays)) in enumerate(zip(subfigs[:-1], maps.items(), strict=True)):
+    for subfig, (name, arrays) in zip(subfigs[:-1], maps.items(), strict=True):
         axes = subfig.subplots(H, len(arrays), squeeze=False)
         for layer, a in enumerate(arrays):
             for head in range(H):
@@ -647,11 +648,8 @@ def plot_attention_maps(
                 if head == H - 1:
                     ax.set_xticks(np.arange(L), tokens, rotation=90, fontsize=6)
                 if layer == 0:
-                    label = f"head {head}"
-                    if m == 0:
-                        ax.set_yticks(np.arange(L), tokens, fontsize=6)
-                        label = f"head {head}\nquery"
-                    ax.set_ylabel(label, fontsize=9)
+                    ax.set_yticks(np.arange(L), tokens, fontsize=6)
+                    ax.set_ylabel(f"head {head}", fontsize=9)
         subfig.suptitle(name, fontsize=11)
     cax = subfigs[-1].add_axes((0.1, 0.2, 0.2, 0.6))
     subfigs[-1].colorbar(image, cax=cax, label="attention probability")
@@ -723,6 +721,199 @@ def plot_variant_comparison(
     ax_d.set_title(f"paired difference vs {baseline}, mean ± {pct}% t interval", fontsize=11)
     for ax in (ax_a, ax_d):
         ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# --------------------------------------------------------- distilling a classifier (notebook 04)
+
+
+def plot_paired_differences(
+    diffs: dict,
+    *,
+    xlabel: str = "difference in test error (points), same seed",
+    title: str | None = None,
+) -> Figure:
+    """One row per comparison ``a − b``: a dot per seed, the mean and its confidence interval.
+
+    ``diffs`` maps a label to a :class:`kdkit.stats.PairedDifference`. Lower is better: an
+    interval entirely left of 0 is drawn green (a measurable gain), entirely right of 0 red,
+    across 0 grey (no measurable difference at this number of seeds).
+    """
+    if not diffs:
+        raise ValueError("diffs is empty.")
+    names = list(diffs)
+    fig, ax = plt.subplots(figsize=(9.5, 0.75 * len(names) + 1.6), layout="constrained")
+    y = np.arange(len(names))[::-1]  # first comparison on top
+    for yi, name in zip(y, names, strict=True):
+        d = diffs[name]
+        color = "tab:green" if d.high < 0 else "tab:red" if d.low > 0 else "0.45"
+        seeds = np.asarray(d.differences)
+        ax.plot(seeds, np.full(seeds.shape, yi - 0.2), "o", color=color, ms=5, alpha=0.6)
+        ax.errorbar(
+            d.mean, yi + 0.05, xerr=[[d.mean - d.low], [d.high - d.mean]],
+            fmt="D", color=color, ms=7, capsize=5, lw=2,
+        )
+        ax.text(
+            d.mean, yi + 0.2, f"{d.mean:+.2f}  [{d.low:+.2f}, {d.high:+.2f}]",
+            ha="center", va="bottom", fontsize=9, color=color,
+        )
+    ax.axvline(0.0, color="k", lw=1)
+    ax.set_yticks(y, names)
+    ax.set_ylim(-0.7, len(names) - 0.25)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    pct = f"{100 * next(iter(diffs.values())).confidence:g}%"
+    ax.set_title(
+        (title + "\n" if title else "")
+        + f"dots: seeds · diamond: mean with {pct} t interval · left of 0: first one better",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_sweep_heatmap(
+    grids: dict,
+    T_values: Sequence[float],
+    alphas: Sequence[float],
+    *,
+    best: tuple[int, int] | None = None,
+    higher_is_better: Sequence[str] = (),
+    title: str | None = None,
+) -> Figure:
+    """T × α grids side by side (rows: temperatures, columns: α), each cell annotated.
+
+    ``grids`` maps a panel's label (e.g. "validation error (%)") to an array of shape
+    ``(len(T_values), len(alphas))``. Darker is better: low values, or high ones for the
+    labels in ``higher_is_better``. ``best`` = ``(row, column)`` of the chosen cell, outlined.
+    """
+    if not grids:
+        raise ValueError("grids is empty.")
+    fig, axes = plt.subplots(
+        1, len(grids), figsize=(5.2 * len(grids) + 0.6, 0.8 * len(T_values) + 1.9),
+        layout="constrained", squeeze=False,
+    )
+    for ax, (label, values) in zip(axes[0], grids.items(), strict=True):
+        v = _np(values)
+        if v.shape != (len(T_values), len(alphas)):
+            raise ValueError(
+                f"{label!r} must have shape ({len(T_values)}, {len(alphas)}) for "
+                f"{len(T_values)} temperatures × {len(alphas)} alphas, got {v.shape}."
+            )
+        cmap = "viridis_r" if label in higher_is_better else "viridis"
+        image = ax.imshow(v, cmap=cmap, aspect="auto")
+        # white text on the dark (better) half of the colour scale
+        sign = -1.0 if label in higher_is_better else 1.0
+        middle = sign * (np.nanmin(v) + np.nanmax(v)) / 2
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                color = "white" if sign * v[i, j] < middle else "black"
+                ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=11, color=color)
+        if best is not None:
+            ax.add_patch(
+                plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, ec="r", lw=3)
+            )
+        ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+        ax.set_yticks(range(len(T_values)), [f"{t:g}" for t in T_values])
+        ax.set_xlabel("α (weight of the soft-target term)")
+        ax.set_ylabel("temperature T")
+        ax.set_title(label, fontsize=11)
+        fig.colorbar(image, ax=ax, shrink=0.9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_reliability_diagram(
+    probs: dict,
+    labels: dict,
+    *,
+    num_bins: int = 15,
+    min_count: int = 5,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy against confidence per confidence bin, one line per model, ECE in the legend.
+
+    ``probs`` maps a model's name to its probabilities ``(N, C)``, ``labels`` maps the same
+    names to the true labels ``(N,)`` (pool several seeds by concatenating). The diagonal is
+    perfect calibration; points below it are over-confident bins. Bins with fewer than
+    ``min_count`` predictions are not drawn (their accuracy is noise); the ECE counts them.
+    Right: how many predictions fall in each bin (log scale).
+    """
+    from kdkit.metrics import calibration_bins, expected_calibration_error
+
+    if probs.keys() != labels.keys():
+        raise ValueError("probs and labels must have the same model names.")
+    fig, (ax, ax_n) = plt.subplots(
+        1, 2, figsize=(11.5, 4.8), layout="constrained", gridspec_kw={"width_ratios": [1.15, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="perfect calibration")
+    width = 1 / num_bins
+    for k, (name, p) in enumerate(probs.items()):
+        bins = calibration_bins(p, labels[name], num_bins)
+        count = _np(bins["count"])
+        shown = count >= max(min_count, 1)
+        conf, acc = _np(bins["confidence"])[shown], _np(bins["accuracy"])[shown]
+        ece = expected_calibration_error(p, labels[name], num_bins)
+        ax.plot(conf, acc, "o-", color=f"C{k}", lw=1.5, ms=5,
+                label=f"{name}: ECE {100 * ece:.2f}%")
+        centres = _np(bins["edges"])[:-1] + width * (k + 1) / (len(probs) + 1)
+        ax_n.bar(centres, count, width / (len(probs) + 1), color=f"C{k}", label=name)
+    ax.set(xlim=(0, 1.01), ylim=(0, 1.01), xlabel="confidence (top probability), bin mean",
+           ylabel="accuracy in the bin")
+    ax.set_title(f"reliability (bins with ≥ {min_count} predictions)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="upper left")
+    ax_n.set_yscale("log")
+    ax_n.set(xlim=(0, 1.01), xlabel="confidence bin", ylabel="predictions in the bin")
+    ax_n.set_title("where the predictions are", fontsize=11)
+    ax_n.grid(axis="y", alpha=0.3)
+    ax_n.legend(fontsize=9, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_class_bias_correction(
+    biases: Sequence[float],
+    val_accuracies: Sequence,
+    chosen: Sequence[float],
+    recall_before: Sequence[float],
+    recall_after: Sequence[float],
+    *,
+    cls_name: str = "3",
+    title: str | None = None,
+) -> Figure:
+    """Omitted-class repair, per seed: validation accuracy vs the class's logit bias (left,
+    chosen bias marked) and the share of test examples of the class classified right before and
+    after the correction (right). Lists hold one entry per seed, in seed order."""
+    n = len(chosen)
+    if not (len(val_accuracies) == len(recall_before) == len(recall_after) == n):
+        raise ValueError("val_accuracies, chosen, recall_before, recall_after: one per seed.")
+    b = _np(biases)
+    fig, (ax_v, ax_r) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    for s in range(n):
+        acc = 100 * _np(val_accuracies[s])
+        ax_v.plot(b, acc, color=f"C{s}", lw=1.5, label=f"seed {s}: bias +{chosen[s]:g}")
+        ax_v.plot(chosen[s], acc[int(np.argmin(np.abs(b - chosen[s])))], "o", color=f"C{s}", ms=8)
+    ax_v.set(xlabel=f"bias added to the {cls_name}-logit",
+             ylabel="validation accuracy (%)")
+    ax_v.set_title("choosing the bias on validation data", fontsize=11)
+    ax_v.grid(alpha=0.3)
+    ax_v.legend(fontsize=9)
+    x = np.arange(n)
+    before, after = 100 * _np(recall_before), 100 * _np(recall_after)
+    ax_r.bar(x - 0.2, before, 0.4, color="0.6", label="before")
+    ax_r.bar(x + 0.2, after, 0.4, color="tab:green", label="after the bias correction")
+    for xi, lo, hi in zip(x, before, after, strict=True):
+        ax_r.text(xi - 0.2, lo + 1, f"{lo:.1f}", ha="center", va="bottom", fontsize=9)
+        ax_r.text(xi + 0.2, hi + 1, f"{hi:.1f}", ha="center", va="bottom", fontsize=9)
+    ax_r.set_xticks(x, [f"seed {s}" for s in range(n)])
+    ax_r.set(ylim=(0, 125), ylabel=f"test {cls_name}s classified right (%)")
+    ax_r.set_title(f"test {cls_name}s the student gets right", fontsize=11)
+    ax_r.legend(fontsize=9, loc="upper center", ncol=2)
+    ax_r.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=12)
     return fig

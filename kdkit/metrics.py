@@ -1,0 +1,153 @@
+"""Fidelity and calibration metrics for classifiers, and the omitted-class bias correction.
+
+Accuracy says how often a student is right; these say how it is right. ``agreement`` is how
+often a student predicts what its teacher predicts (fidelity), ``expected_calibration_error``
+how far its confidence is from its accuracy. ``choose_class_bias`` is Hinton et al.'s (2015,
+§3) repair for a class the student never saw: raise that class's logit by a constant chosen on
+held-out data. Notebook 04 uses all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "agreement",
+    "class_recall",
+    "calibration_bins",
+    "expected_calibration_error",
+    "with_class_bias",
+    "choose_class_bias",
+]
+
+
+def _check_scores(name: str, scores: torch.Tensor) -> None:
+    if scores.dim() != 2 or scores.shape[1] < 2:
+        raise ValueError(f"{name} must have shape (N, C) with C >= 2, got {tuple(scores.shape)}.")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be floating point (logits or probabilities).")
+
+
+def _check_labels(labels: torch.Tensor, scores: torch.Tensor) -> None:
+    if labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"labels must have shape ({scores.shape[0]},) to match the scores, "
+            f"got {tuple(labels.shape)}."
+        )
+
+
+def agreement(logits_a: torch.Tensor, logits_b: torch.Tensor) -> float:
+    """Fraction of inputs on which two models' argmax predictions agree (fidelity, in [0, 1]).
+
+    Shapes: ``(N, C)`` and ``(N, C)``: logits or probabilities, only the argmax matters.
+    """
+    _check_scores("logits_a", logits_a)
+    _check_scores("logits_b", logits_b)
+    if logits_a.shape != logits_b.shape:
+        raise ValueError(
+            f"the two models' outputs differ in shape: {tuple(logits_a.shape)} vs "
+            f"{tuple(logits_b.shape)}."
+        )
+    return (logits_a.argmax(-1) == logits_b.argmax(-1)).float().mean().item()
+
+
+def class_recall(logits: torch.Tensor, labels: torch.Tensor, cls: int) -> float:
+    """Fraction of the inputs of class ``cls`` predicted as ``cls`` (its recall).
+
+    Shapes: logits ``(N, C)``, labels ``(N,)``.
+    """
+    _check_scores("logits", logits)
+    _check_labels(labels, logits)
+    of_class = labels == cls
+    if not of_class.any():
+        raise ValueError(f"no input has label {cls}: its recall is undefined.")
+    return (logits[of_class].argmax(-1) == cls).float().mean().item()
+
+
+def _check_probs(probs: torch.Tensor) -> None:
+    _check_scores("probs", probs)
+    if (probs < 0).any() or (probs > 1).any():
+        raise ValueError("probs must lie in [0, 1]: pass softmax(logits), not logits.")
+    if not torch.allclose(probs.sum(-1), torch.ones(probs.shape[0], dtype=probs.dtype), atol=1e-4):
+        raise ValueError("each row of probs must sum to 1: pass softmax(logits), not logits.")
+
+
+def calibration_bins(
+    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15
+) -> dict[str, torch.Tensor]:
+    """Group predictions by confidence into ``num_bins`` equal-width bins over [0, 1].
+
+    Shapes: probs ``(N, C)`` (rows sum to 1), labels ``(N,)``. Confidence is the top
+    probability; bin ``b`` holds confidences in ``(b/num_bins, (b+1)/num_bins]``. Returns
+    ``{"edges": (num_bins+1,), "confidence": (num_bins,), "accuracy": (num_bins,),
+    "count": (num_bins,)}``, with mean confidence and accuracy NaN in empty bins. A
+    reliability diagram plots accuracy against confidence (Guo et al., 2017).
+    """
+    _check_probs(probs)
+    _check_labels(labels, probs)
+    if num_bins < 1:
+        raise ValueError(f"num_bins must be >= 1, got {num_bins}.")
+    confidence, predicted = probs.max(-1)  # (N,), (N,)
+    correct = (predicted == labels).to(probs.dtype)  # (N,)
+    edges = torch.linspace(0, 1, num_bins + 1, dtype=probs.dtype)
+    # bucketize with right=False puts c in bin b when edges[b] < c <= edges[b+1]
+    index = (torch.bucketize(confidence, edges) - 1).clamp(0, num_bins - 1)  # (N,)
+    count = torch.bincount(index, minlength=num_bins).to(probs.dtype)
+    sum_conf = torch.zeros(num_bins, dtype=probs.dtype).index_add_(0, index, confidence)
+    sum_correct = torch.zeros(num_bins, dtype=probs.dtype).index_add_(0, index, correct)
+    nan = torch.full_like(count, float("nan"))
+    return {
+        "edges": edges,
+        "confidence": torch.where(count > 0, sum_conf / count.clamp(min=1), nan),
+        "accuracy": torch.where(count > 0, sum_correct / count.clamp(min=1), nan),
+        "count": count,
+    }
+
+
+def expected_calibration_error(
+    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15
+) -> float:
+    """ECE: the count-weighted mean gap between accuracy and confidence over confidence bins.
+
+    ``ECE = Σ_b (n_b / N) · |accuracy_b − confidence_b|``, in [0, 1]; 0 for a perfectly
+    calibrated model. Shapes: probs ``(N, C)`` (rows sum to 1), labels ``(N,)``. Equal-width
+    bins as in :func:`calibration_bins` (Naeini et al., 2015; Guo et al., 2017, use 15).
+    """
+    bins = calibration_bins(probs, labels, num_bins)
+    filled = bins["count"] > 0
+    gaps = (bins["accuracy"][filled] - bins["confidence"][filled]).abs()
+    weights = bins["count"][filled] / bins["count"].sum()
+    return (weights * gaps).sum().item()
+
+
+def with_class_bias(logits: torch.Tensor, cls: int, bias: float) -> torch.Tensor:
+    """A copy of ``logits`` ``(N, C)`` with ``bias`` added to class ``cls``'s logit."""
+    _check_scores("logits", logits)
+    if not 0 <= cls < logits.shape[1]:
+        raise ValueError(f"cls must be a class index in [0, {logits.shape[1]}), got {cls}.")
+    shifted = logits.clone()
+    shifted[:, cls] += bias
+    return shifted
+
+
+def choose_class_bias(
+    logits: torch.Tensor, labels: torch.Tensor, cls: int, biases: Sequence[float]
+) -> tuple[float, torch.Tensor]:
+    """The smallest bias on class ``cls``'s logit that maximises accuracy on ``(logits, labels)``.
+
+    Pass held-out (validation) logits, never the test set's. Shapes: logits ``(N, C)``,
+    labels ``(N,)``. Returns ``(bias, accuracies)`` with ``accuracies[i]`` the accuracy at
+    ``biases[i]``. Hinton et al. (2015, §3) raise the bias of the omitted 3s by 3.5.
+    """
+    _check_labels(labels, logits)
+    grid = [float(b) for b in biases]
+    if not grid:
+        raise ValueError("biases is empty.")
+    accuracies = torch.tensor(
+        [(with_class_bias(logits, cls, b).argmax(-1) == labels).float().mean().item() for b in grid]
+    )
+    best = accuracies.max()
+    candidates = [b for b, a in zip(grid, accuracies.tolist(), strict=True) if a == best]
+    return min(candidates), accuracies
