@@ -21,6 +21,14 @@ def test_figures_are_current():
         assert path.read_bytes() == png, f"{path.name} is stale: run `make figures`"
 
 
+def test_readme_tables_are_current():
+    tables = make_figures.all_tables()
+    readme = (ROOT / "README.md").read_text()
+    assert make_figures.readme_with_tables(readme, tables) == readme, (
+        "README result tables differ from the notebooks' outputs: run `make figures`"
+    )
+
+
 def test_readme_images_exist():
     readme = (ROOT / "README.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)

@@ -1,44 +1,75 @@
-"""Write the figures that README.md shows into figures/, taken from the notebooks' stored outputs.
+"""Refresh what README.md shows from the notebooks' stored outputs: figures and result tables.
 
-A code cell tagged ``figure:NAME`` contributes its first PNG output as ``figures/NAME.png``, so
-the README always shows exactly what the (CI-checked) notebooks show. ``make notebooks`` runs
-this after re-executing the notebooks; ``tests/test_figures.py`` checks that figures/ is current.
+- A code cell tagged ``figure:NAME`` contributes its first PNG output as ``figures/NAME.png``.
+- A code cell tagged ``readme:NAME`` prints a Markdown table; its text replaces the block between
+  ``<!-- begin readme:NAME -->`` and ``<!-- end readme:NAME -->`` in README.md.
+
+So the README always shows exactly what the (CI-checked) notebooks show. ``make notebooks`` runs
+this after re-executing the notebooks; ``tests/test_figures.py`` checks that both are current.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
+README = ROOT / "README.md"
 
 
-def tagged_figures(notebook: Path) -> dict[str, bytes]:
-    """``{name: png bytes}`` for every cell tagged ``figure:NAME`` in ``notebook``."""
-    nb = json.loads(notebook.read_text())
-    found: dict[str, bytes] = {}
-    for cell in nb["cells"]:
-        for tag in cell.get("metadata", {}).get("tags", []):
-            if not tag.startswith("figure:"):
-                continue
-            outputs = cell.get("outputs", [])
-            pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
-            if not pngs:
-                raise SystemExit(
-                    f"{notebook.name}: cell tagged {tag} has no PNG output; run `make notebooks`"
-                )
-            found[tag.removeprefix("figure:")] = base64.b64decode(pngs[0])
-    return found
+def _tagged_cells(prefix: str):
+    """``(notebook, name, cell)`` for every code cell with a tag ``prefix:NAME``."""
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for tag in cell.get("metadata", {}).get("tags", []):
+                if tag.startswith(prefix + ":"):
+                    yield notebook, tag.removeprefix(prefix + ":"), cell
 
 
 def all_figures() -> dict[str, bytes]:
+    """``{name: png bytes}`` for every cell tagged ``figure:NAME``."""
     figures: dict[str, bytes] = {}
-    for notebook in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
-        figures.update(tagged_figures(notebook))
+    for notebook, name, cell in _tagged_cells("figure"):
+        outputs = cell.get("outputs", [])
+        pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
+        if not pngs:
+            raise SystemExit(f"{notebook.name}: figure:{name} has no PNG; run `make notebooks`")
+        figures[name] = base64.b64decode(pngs[0])
     return figures
+
+
+def all_tables() -> dict[str, str]:
+    """``{name: printed text}`` for every cell tagged ``readme:NAME``."""
+    tables: dict[str, str] = {}
+    for notebook, name, cell in _tagged_cells("readme"):
+        text = "".join(
+            "".join(o["text"]) for o in cell.get("outputs", []) if o.get("name") == "stdout"
+        )
+        if not text.strip():
+            raise SystemExit(f"{notebook.name}: readme:{name} printed nothing; `make notebooks`")
+        tables[name] = text.strip() + "\n"
+    return tables
+
+
+def block_pattern(name: str) -> re.Pattern:
+    return re.compile(
+        rf"(<!-- begin readme:{re.escape(name)} -->\n)(.*?)(<!-- end readme:{re.escape(name)} -->)",
+        re.DOTALL,
+    )
+
+
+def readme_with_tables(readme: str, tables: dict[str, str]) -> str:
+    """``readme`` with each ``readme:NAME`` block replaced by its table."""
+    for name, text in tables.items():
+        pattern = block_pattern(name)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no block for readme:{name}")
+        readme = pattern.sub(lambda m, t=text: m.group(1) + t + m.group(3), readme)
+    return readme
 
 
 def main() -> int:
@@ -46,6 +77,8 @@ def main() -> int:
     for name, png in all_figures().items():
         (FIGURES / f"{name}.png").write_bytes(png)
         print(f"figures/{name}.png")
+    README.write_text(readme_with_tables(README.read_text(), all_tables()))
+    print("README.md result tables")
     return 0
 
 
