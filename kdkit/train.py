@@ -40,6 +40,16 @@ def _check_data(X: torch.Tensor, y: torch.Tensor | None) -> None:
         raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}.")
 
 
+def _epoch_batches(X: torch.Tensor, batch_size: int, jitter: int):
+    """One epoch of mini-batches ``(row indices, inputs)``: a fresh shuffle, and jitter when
+    ``jitter > 0``, both drawn from torch's global RNG when the epoch starts."""
+    order = torch.randperm(X.shape[0])
+    Xe = jitter_images(X, jitter) if jitter else X
+    for start in range(0, X.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        yield idx, Xe[idx]
+
+
 def train_classifier(
     model: nn.Module,
     X: torch.Tensor,
@@ -63,12 +73,9 @@ def train_classifier(
     history: dict[str, list[float]] = {"loss": []}
     for _ in trange(num_epochs, desc=desc, disable=not progress):
         model.train()
-        order = torch.randperm(X.shape[0])
-        Xe = jitter_images(X, jitter) if jitter else X
         total = 0.0
-        for start in range(0, X.shape[0], batch_size):
-            idx = order[start : start + batch_size]
-            loss = F.cross_entropy(model(Xe[idx]), y[idx])
+        for idx, xb in _epoch_batches(X, batch_size, jitter):
+            loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -113,14 +120,11 @@ def distill_classifier(
     history: dict[str, list[float]] = {"loss": []}
     for _ in trange(num_epochs, desc=desc, disable=not progress):
         student.train()
-        order = torch.randperm(X.shape[0])
-        Xe = jitter_images(X, jitter) if jitter else X
         total = 0.0
-        for start in range(0, X.shape[0], batch_size):
-            idx = order[start : start + batch_size]
+        for idx, xb in _epoch_batches(X, batch_size, jitter):
             with torch.no_grad():
-                teacher_logits = teacher(Xe[idx])  # (b, C)
-            student_logits = student(Xe[idx])  # (b, C)
+                teacher_logits = teacher(xb)  # (b, C)
+            student_logits = student(xb)  # (b, C)
             # Not losses.distillation_loss: that masks unlabelled (-100) positions out of the
             # KD term too (right for padding tokens), but here they are the transfer set.
             hard = hard_cross_entropy(student_logits, y[idx])  # mean over labelled rows
