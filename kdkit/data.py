@@ -19,14 +19,18 @@ import socket
 import urllib.parse
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:  # transformers is imported lazily: it takes seconds to import
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["DigitsSplit", "load_digits_split", "jitter_images"]
 
@@ -500,7 +504,7 @@ class Seq2SeqSplits:
     validation: list[TextPair]
     test: list[TextPair]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[TextPair]]:
         return iter((self.train, self.validation, self.test))
 
 
@@ -591,8 +595,9 @@ def load_text_pairs(
     prefix = prefix_default if prefix is None else prefix
     if source_field is None or target_field is None:
         raise ValueError(
-            f"{name!r} is not in HUB_TEXT_DATASETS {sorted(HUB_TEXT_DATASETS)}: pass "
-            f"source_field= and target_field= (the columns holding input and output text)."
+            f"{name!r} is not in HUB_TEXT_DATASETS {sorted(HUB_TEXT_DATASETS)}: call "
+            f"kdkit.data.load_text_pairs with source_field= and target_field= (the columns "
+            f"holding input and output text), or add it to HUB_TEXT_DATASETS."
         )
     local = data_files is not None or name in _LOCAL_BUILDERS or Path(name).exists()
     if not local:
@@ -688,7 +693,7 @@ def _fail_fast_if_hub_unreachable(name: str, kind: str) -> None:
 
 
 def encode_pairs(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     pairs: Sequence[TextPair],
     max_source_len: int = 64,
     max_target_len: int = 32,
@@ -796,7 +801,7 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
             batches = [batches[i] for i in perm]
         return batches
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches(self.epoch))
 
     def __len__(self) -> int:

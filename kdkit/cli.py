@@ -1,0 +1,142 @@
+"""``kdkit`` on the command line: headless runs of the course's experiments.
+
+    kdkit distill-t5 --preset {smoke,cpu,gpu} --out DIR [--teacher NAME_OR_DIR]
+                     [--student NAME_OR_DIR] [--dataset NAME] [--resume]
+
+writes ``DIR/metrics.json`` (one object per model: ``teacher``, ``student_ce``, ``student_kd``,
+``student_seqkd``), the trained models (``DIR/<name>/``, loadable with
+``kdkit.models.load_t5``), checkpoints and training curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+from kdkit.config import PRESETS, get_preset
+
+__all__ = ["main", "build_parser"]
+
+
+def _count_or_all(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kdkit`` argument parser (one sub-command per experiment)."""
+    parser = argparse.ArgumentParser(prog="kdkit", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    t5 = commands.add_parser(
+        "distill-t5",
+        help="distil a T5 teacher into a smaller T5: CE, token-level KD and sequence-level KD",
+        description=(
+            "Prepare a T5 teacher (train it, fine-tune it or load it), train a CE-only student, "
+            "a token-level KD student and a sequence-level KD student with the same budget, "
+            "score them on the test split and write OUT/metrics.json."
+        ),
+    )
+    t5.add_argument("--preset", choices=PRESETS, required=True,
+                    help="smoke: seconds; cpu: small models, offline tasks, minutes on a laptop; "
+                         "gpu: t5-base -> t5-small on XSum in bf16 (downloads)")  # fmt: skip
+    t5.add_argument("--out", required=True, help="output directory")
+    t5.add_argument("--teacher", help="teacher: a Hub name or a local directory (save_pretrained)")
+    t5.add_argument("--student", help="student: a Hub name or a local directory")
+    t5.add_argument("--teacher-steps", type=int,
+                    help="teacher training steps (0: use --teacher as it is)")  # fmt: skip
+    t5.add_argument("--dataset",
+                    help="'synthetic' or a `datasets` name such as EdinburghNLP/xsum")  # fmt: skip
+    t5.add_argument("--metric", choices=("exact_match", "rougeL", "bleu"),
+                    help="default: the preset's (rougeL for a hub dataset)")  # fmt: skip
+    t5.add_argument(
+        "--num-labelled", type=_count_or_all, metavar="N|all", default=argparse.SUPPRESS,
+        help="references the students may use; the other inputs get the teacher's labels",
+    )  # fmt: skip
+    t5.add_argument("--seed", type=int, help="seed of the whole experiment")
+    t5.add_argument("--device", help="auto, cpu or cuda")
+    t5.add_argument(
+        "--threads", type=int, help="torch CPU threads (default on a CPU: 1, fastest here)"
+    )
+    t5.add_argument("--no-seqkd", action="store_true", help="skip the sequence-level KD student")
+    t5.add_argument(
+        "--resume", action="store_true", help="reuse finished models in OUT, continue checkpoints"
+    )
+    t5.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    return parser
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _distill_t5(args: argparse.Namespace) -> int:
+    import torch
+
+    from kdkit.seq2seq import distill_t5  # imports transformers: only when needed
+
+    config = get_preset(args.preset)
+    changes: dict = {}
+    for name in ("teacher", "student", "seed", "device"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.student is not None:
+        changes["student_from_teacher"] = False
+    if hasattr(args, "num_labelled"):  # "all" gives None: every training pair labelled
+        changes["num_labelled"] = args.num_labelled
+    if args.dataset is not None:
+        changes["dataset"] = args.dataset
+        if args.dataset != "synthetic" and args.metric is None:
+            changes["metric"] = "rougeL"
+    if args.metric is not None:
+        changes["metric"] = args.metric
+    if args.teacher_steps is not None:
+        changes["teacher_train"] = replace(config.teacher_train, max_steps=args.teacher_steps)
+    if args.no_seqkd:
+        changes["seqkd"] = False
+    config = replace(config, **changes)
+    threads = args.threads
+    if threads is None and (config.device == "cpu" or not _cuda_available()):
+        threads = 1  # tiny matrices: thread hand-offs cost more than they gain (5-10x slower)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}.")
+        torch.set_num_threads(threads)
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    metrics = distill_t5(config, args.out, resume=args.resume, progress=not args.quiet, log=log)
+    width = max(len(name) for name in metrics)
+    for name, m in metrics.items():
+        print(f"{name:<{width}}  params {m['params']:>11,d}  {m['metric']} {m['score']:6.2f}  "
+              f"{m['throughput']:8.1f} examples/s")  # fmt: skip
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kdkit`` command; returns the exit status.
+
+    Configuration errors (a bad flag value, an unreachable Hub) end with a one-line message
+    and status 2 instead of a traceback.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "distill-t5":
+            return _distill_t5(args)
+    except (ValueError, OSError) as err:
+        parser.exit(2, f"kdkit {args.command}: error: {err}\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

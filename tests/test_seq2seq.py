@@ -1,0 +1,325 @@
+"""T5 distillation (kdkit.seq2seq): the token-level KD loss against a hand computation,
+gradient accumulation by token count, atomic checkpoints, exact resume, generation, metrics,
+and the `smoke` preset end to end through the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import kdkit.train
+from kdkit.cli import main
+from kdkit.config import T5Size, TrainConfig
+from kdkit.data import Seq2SeqCollator, encode_pairs, make_text_tasks, task_vocabulary_texts
+from kdkit.losses import distillation_loss
+from kdkit.models import build_t5, build_word_tokenizer, load_t5
+from kdkit.seq2seq import (
+    MODEL_NAMES,
+    Seq2SeqObjective,
+    backward_accumulated,
+    bleu_score,
+    compute_metric,
+    exact_match,
+    generate_texts,
+    hidden_projection,
+    rouge_scores,
+    teacher_outputs,
+    token_kd_loss,
+    train_seq2seq,
+)
+from kdkit.train import save_checkpoint, warmup_decay_factor
+
+TASKS = ("date", "number", "time")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_text_tasks(TASKS, num_train=40, num_val=0, num_test=12, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_word_tokenizer(task_vocabulary_texts(TASKS))
+
+
+@pytest.fixture(scope="module")
+def features(splits, tokenizer):
+    return encode_pairs(tokenizer, splits.train, max_source_len=24, max_target_len=12)
+
+
+def _t5(tokenizer, seed: int, dropout: float = 0.0, d_model: int = 16, layers: int = 1):
+    torch.manual_seed(seed)
+    size = T5Size(d_model=d_model, d_ff=32, num_layers=layers, num_decoder_layers=layers,
+                  num_heads=2, d_kv=8, dropout_rate=dropout)  # fmt: skip
+    return build_t5(len(tokenizer), **vars(size))
+
+
+def _states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- the KD loss
+
+
+def test_token_kd_loss_equals_the_hand_computation_and_ignores_padding():
+    torch.manual_seed(0)
+    B, L, V, T, alpha = 2, 4, 5, 2.0, 0.3
+    s, t = torch.randn(B, L, V), torch.randn(B, L, V)
+    labels = torch.tensor([[1, 4, 0, -100], [2, -100, -100, -100]])  # 4 real tokens
+    ce_terms, kl_terms = [], []
+    for b in range(B):
+        for i in range(L):
+            if labels[b, i] == -100:
+                continue
+            p_s = [math.exp(x) for x in s[b, i].tolist()]
+            p_s = [x / sum(p_s) for x in p_s]
+            ce_terms.append(-math.log(p_s[labels[b, i]]))
+            q_s = [math.exp(x / T) for x in s[b, i].tolist()]
+            q_t = [math.exp(x / T) for x in t[b, i].tolist()]
+            q_s, q_t = [x / sum(q_s) for x in q_s], [x / sum(q_t) for x in q_t]
+            kl = sum(pt * math.log(pt / ps) for pt, ps in zip(q_t, q_s, strict=True))
+            kl_terms.append(T**2 * kl)
+    hand_sum = (1 - alpha) * sum(ce_terms) + alpha * sum(kl_terms)
+    got_sum = token_kd_loss(s, t, labels, T=T, alpha=alpha, reduction="sum")
+    got_mean = token_kd_loss(s, t, labels, T=T, alpha=alpha)
+    assert got_sum.item() == pytest.approx(hand_sum, rel=1e-5)
+    assert got_mean.item() == pytest.approx(hand_sum / 4, rel=1e-5)
+    assert torch.equal(got_mean, distillation_loss(s, t, labels, T=T, alpha=alpha))
+    # padding doesn't count: garbage logits at padded positions change nothing
+    s2, t2 = s.clone(), t.clone()
+    s2[labels == -100] = 100.0
+    t2[labels == -100] = -50.0
+    assert torch.allclose(token_kd_loss(s2, t2, labels, T=T, alpha=alpha), got_mean)
+    with pytest.raises(ValueError, match="reduction"):
+        token_kd_loss(s, t, labels, reduction="none")
+
+
+def test_objective_on_t5_matches_the_loss_on_its_logits(features, tokenizer):
+    teacher, student = _t5(tokenizer, 0, layers=2), _t5(tokenizer, 1)
+    batch = Seq2SeqCollator()(features[:6])
+    objective = Seq2SeqObjective(teacher=teacher.eval(), T=2.0, alpha=0.7)
+    parts = objective(student.eval(), batch)
+    with torch.no_grad():
+        s_logits, t_logits = student(**batch).logits, teacher(**batch).logits
+    n = int((batch["labels"] != -100).sum())
+    expected = token_kd_loss(s_logits, t_logits, batch["labels"], T=2.0, alpha=0.7)
+    assert (parts["target"] / n).item() == pytest.approx(expected.item(), rel=1e-5)
+    # CE-only: the same number Hugging Face's own loss reports (mean over real tokens)
+    ce = Seq2SeqObjective()(student, batch)
+    assert (ce["target"] / n).item() == pytest.approx(student(**batch).loss.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="projection"):
+        Seq2SeqObjective(teacher=teacher, hidden_weight=1.0)
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_accumulation_by_token_count_equals_the_full_batch(features, tokenizer, kd):
+    teacher = _t5(tokenizer, 0, layers=2, d_model=24).eval()
+    student = _t5(tokenizer, 1)
+    objective = Seq2SeqObjective()
+    if kd:
+        objective = Seq2SeqObjective(teacher=teacher, T=2.0, alpha=0.5, hidden_weight=0.5,
+                                     projection=hidden_projection(student, teacher))  # fmt: skip
+    collate = Seq2SeqCollator()
+    # micro-batches of very different token counts: a mean of means would weight them wrongly
+    short = sorted(features[:12], key=lambda f: len(f["labels"]))
+    micro = [collate(short[:3]), collate(short[3:12])]
+    full = collate(short)
+
+    def grads(batches):
+        student.zero_grad()
+        if objective.projection is not None:
+            objective.projection.zero_grad()
+        sums = backward_accumulated(student, batches, objective)
+        return sums, [p.grad.clone() for p in student.parameters()]
+
+    acc_sums, acc_grads = grads(micro)
+    full_sums, full_grads = grads([full])
+    assert acc_sums["loss"] == pytest.approx(full_sums["loss"], rel=1e-5)
+    for a, b in zip(acc_grads, full_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    if not kd:  # the loss of the accumulated step is the loss over all its tokens
+        with torch.no_grad():
+            assert acc_sums["loss"] == pytest.approx(student(**full).loss.item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_is_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt" / "checkpoint.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"partial bytes of a checkpoint")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(kdkit.train.torch, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # no temp file left
+    state = kdkit.train.load_checkpoint(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    fresh = tmp_path / "other" / "checkpoint.pt"
+    monkeypatch.setattr(kdkit.train.torch, "save", broken_save)
+    with pytest.raises(RuntimeError):
+        save_checkpoint({"step": 1}, fresh)
+    assert list(fresh.parent.iterdir()) == []  # no partial file where there was none
+
+
+def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, features, tokenizer):
+    teacher = _t5(tokenizer, 0, layers=2, d_model=24).eval()
+    # 40 examples, 16 per step: the run crosses epoch boundaries
+    config = TrainConfig(
+        max_steps=7, batch_size=8, grad_accum_steps=2, lr=3e-3, warmup_steps=2,
+        schedule="cosine", checkpoint_every=2, seed=3,
+    )  # fmt: skip
+
+    def objective(student):
+        return Seq2SeqObjective(teacher=teacher, T=2.0, alpha=0.5, hidden_weight=0.1,
+                                projection=hidden_projection(student, teacher))  # fmt: skip
+
+    full = _t5(tokenizer, 1, dropout=0.1)  # dropout: the RNG state must be restored too
+    full_objective = objective(full)
+    full_history = train_seq2seq(full, features, config, objective=full_objective,
+                                 checkpoint_dir=tmp_path / "full", progress=False)  # fmt: skip
+
+    first = _t5(tokenizer, 1, dropout=0.1)
+    history = train_seq2seq(first, features, config, objective=objective(first),
+                            checkpoint_dir=tmp_path / "run", stop_after=5,
+                            progress=False)  # fmt: skip
+    assert len(history["step"]) == 5  # interrupted after step 5; the checkpoint is from step 4
+    torch.manual_seed(12345)  # the global RNG is elsewhere now, as in a new process
+    resumed = _t5(tokenizer, 99, dropout=0.1)  # different weights until the checkpoint loads
+    resumed_objective = objective(resumed)
+    history = train_seq2seq(resumed, features, config, objective=resumed_objective,
+                            checkpoint_dir=tmp_path / "run", resume=True,
+                            progress=False)  # fmt: skip
+    assert _states_equal(resumed, full)
+    assert _states_equal(resumed_objective.projection, full_objective.projection)
+    assert history == full_history
+    assert history["step"] == list(range(1, 8))
+    with pytest.raises(ValueError, match="different TrainConfig"):
+        train_seq2seq(resumed, features, replace(config, lr=1e-3),
+                      checkpoint_dir=tmp_path / "run", resume=True, progress=False)  # fmt: skip
+
+
+def test_schedule_warms_up_then_decays():
+    f = [warmup_decay_factor(s, warmup_steps=2, total_steps=6, schedule="linear") for s in range(7)]
+    assert f == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+    c = [warmup_decay_factor(s, warmup_steps=0, total_steps=4, schedule="cosine") for s in range(5)]
+    assert c == pytest.approx([1.0, 0.5 + 0.5 * math.cos(math.pi / 4), 0.5,
+                               0.5 - 0.5 * math.cos(math.pi / 4), 0.0])  # fmt: skip
+    assert warmup_decay_factor(9, warmup_steps=1, total_steps=4, schedule="constant") == 1.0
+
+
+def test_training_lowers_the_loss(features, tokenizer):
+    model = _t5(tokenizer, 0)
+    config = TrainConfig(max_steps=25, batch_size=20, lr=1e-2, warmup_steps=0)
+    history = train_seq2seq(model, features, config, progress=False)
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert history["lr"][0] == pytest.approx(1e-2) and history["kd"] == [0.0] * 25
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_generation_keeps_input_order_and_seqkd_pairs(splits, tokenizer):
+    model = _t5(tokenizer, 0).eval()
+    sources = [s for s, _ in splits.test]
+    batched = generate_texts(model, tokenizer, sources, batch_size=5, max_new_tokens=6)
+    alone = [generate_texts(model, tokenizer, [s], max_new_tokens=6)[0] for s in sources[:4]]
+    assert batched[:4] == alone and len(batched) == len(sources)
+    pairs = teacher_outputs(model, tokenizer, splits.test[:3], max_new_tokens=6, num_beams=2)
+    assert [s for s, _ in pairs] == sources[:3] and all(isinstance(t, str) for _, t in pairs)
+
+
+def test_metrics():
+    assert exact_match(["a", "b ", "c"], ["a", "b", "d"]) == pytest.approx(200 / 3)
+    assert exact_match([], []) == 0.0
+    with pytest.raises(ValueError, match="2 predictions but 1"):
+        exact_match(["a", "b"], ["a"])
+    rouge = rouge_scores(["the cat sat on the mat"], ["the cat sat on the mat"])
+    assert rouge == {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0}
+    assert 0 < compute_metric("rougeL", ["a cat sat"], ["the cat sat down"]) < 100
+    assert bleu_score(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100)
+    with pytest.raises(ValueError, match="unknown metric"):
+        compute_metric("accuracy", ["a"], ["a"])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    start = time.perf_counter()
+    assert main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet"]) == 0
+    assert time.perf_counter() - start < 60
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == set(MODEL_NAMES)
+    for name, m in metrics.items():
+        assert {"params", "metric", "score", "latency_ms", "throughput"} <= set(m), name
+        assert m["metric"] == "exact_match" and 0 <= m["score"] <= 100
+        assert (out / name / "model.safetensors").exists()
+    assert metrics["teacher"]["params"] > metrics["student_kd"]["params"]
+    assert metrics["student_ce"]["params"] == metrics["student_kd"]["params"]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["student_kd"]["loss"]) == 6 and max(history["student_kd"]["kd"]) > 0
+    assert max(history["student_kd"]["hidden"]) > 0  # the smoke preset uses every term
+    # half the training pairs are unlabelled for the students: the teacher labels all inputs
+    outputs = json.loads((out / "teacher_outputs_train.json").read_text())
+    assert len(outputs) == 192 and all(len(pair) == 2 for pair in outputs)
+    assert "student_ce" in capsys.readouterr().out
+
+    # --resume reuses the finished models: same scores
+    assert main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet", "--resume"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert {k: v["score"] for k, v in again.items()} == {k: v["score"] for k, v in metrics.items()}
+
+    with pytest.raises(SystemExit):  # a different config cannot resume this run
+        main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet", "--resume",
+              "--seed", "5"])  # fmt: skip
+    assert "different config" in capsys.readouterr().err
+
+    # the saved teacher directory as --teacher: the pretrained (name-or-directory) path
+    model, tok = load_t5(out / "teacher")
+    assert len(tok) == model.config.vocab_size
+    out2 = tmp_path / "from_dir"
+    argv = ["distill-t5", "--preset", "smoke", "--out", str(out2), "--quiet",
+            "--teacher", str(out / "teacher"), "--teacher-steps", "0", "--no-seqkd",
+            "--num-labelled", "all"]  # fmt: skip
+    assert main(argv) == 0
+    metrics2 = json.loads((out2 / "metrics.json").read_text())
+    assert set(metrics2) == {"teacher", "student_ce", "student_kd"}
+    assert not (out2 / "teacher_outputs_train.json").exists()  # every pair labelled: not needed
+    assert metrics2["teacher"]["score"] == metrics["teacher"]["score"]
+
+
+def test_command_line_offline_error(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as info:
+        main(["distill-t5", "--preset", "smoke", "--out", str(tmp_path), "--quiet",
+              "--teacher", "made-up-org/no-such-t5-kdkit"])  # fmt: skip
+    assert info.value.code == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert "made-up-org/no-such-t5-kdkit" in err and "--preset cpu" in err
+
+
+def test_command_line_rejects_unknown_presets(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill-t5", "--preset", "huge", "--out", "x"])
+    assert "invalid choice" in capsys.readouterr().err
