@@ -1,8 +1,9 @@
 """kdkit: knowledge distillation, taught by running it.
 
-Modules (one per concept): ``losses``, ``distributions``, ``data``, ``models``, ``train``,
-``plotting``, ``widgets``. Nothing is seeded or configured on import: call
-:func:`kdkit.set_seed` yourself.
+Modules (one per concept): ``losses``, ``distributions``, ``features`` (hidden-state and
+attention distillation), ``data``, ``models``, ``train``, ``seq2seq`` (T5 distillation),
+``config`` (presets), ``metrics``, ``stats``, ``plotting``, ``widgets``, ``cli``.
+Nothing is seeded or configured on import: call :func:`kdkit.set_seed` yourself.
 """
 
 from kdkit import distributions, losses
