@@ -583,7 +583,11 @@ def load_text_pairs(
     Default: XSum summarisation, ``document`` → ``summary`` with the prefix ``summarize: ``
     (Narayan et al. 2018). Fields and prefix default from :data:`HUB_TEXT_DATASETS`; for other
     data (e.g. ``load_text_pairs("json", data_files={"train": ..., "validation": ...,
-    "test": ...}, source_field=..., target_field=...)``) pass them. ``num_*`` keep the first N
+    "test": ...}, source_field=..., target_field=...)``) pass them; local data with columns
+    ``document``/``summary``, ``article``/``highlights`` or ``source``/``target`` needs none
+    (so ``--dataset DIR`` works for a directory of ``train``/``validation``/``test`` files).
+    A hub dataset that still ships a loading script (unsupported since ``datasets`` 4) is read
+    from the Hub's Parquet export instead. ``num_*`` keep the first N
     examples of a split (None = all). A hub name downloads on first use; without network it
     fails within seconds with what to do instead (see :func:`kdkit.models.hub_offline`).
     """
@@ -593,21 +597,39 @@ def load_text_pairs(
     source_field = source_field or src_default
     target_field = target_field or tgt_default
     prefix = prefix_default if prefix is None else prefix
-    if source_field is None or target_field is None:
+    local = data_files is not None or name in _LOCAL_BUILDERS or Path(name).exists()
+    if not local and (source_field is None or target_field is None):
         raise ValueError(
             f"{name!r} is not in HUB_TEXT_DATASETS {sorted(HUB_TEXT_DATASETS)}: call "
             f"kdkit.data.load_text_pairs with source_field= and target_field= (the columns "
             f"holding input and output text), or add it to HUB_TEXT_DATASETS."
         )
-    local = data_files is not None or name in _LOCAL_BUILDERS or Path(name).exists()
     if not local:
         _fail_fast_if_hub_unreachable(name, "dataset")
     try:
-        raw = datasets.load_dataset(name, config_name, data_files=data_files)
+        try:
+            raw = datasets.load_dataset(name, config_name, data_files=data_files)
+        except RuntimeError as err:
+            # datasets >= 4 no longer runs loading scripts; the Hub keeps an automatic Parquet
+            # export of most script datasets on the refs/convert/parquet branch.
+            if local or "scripts are no longer supported" not in str(err):
+                raise
+            raw = datasets.load_dataset(
+                name, config_name or "default", revision="refs/convert/parquet"
+            )
     except (OSError, ConnectionError, FileNotFoundError, ValueError) as err:
         if local:
             raise
         raise OSError(_hub_help(name, "dataset", err)) from err
+    if source_field is None or target_field is None:  # local data: well-known column names
+        columns = next(iter(raw.values())).column_names
+        known = [pair for pair in _KNOWN_COLUMNS if set(pair) <= set(columns)]
+        if not known:
+            raise ValueError(
+                f"{name!r} has columns {columns}; none of the known input/output pairs "
+                f"{_KNOWN_COLUMNS}. Pass source_field= and target_field=."
+            )
+        source_field, target_field = known[0]
     limits = {"train": num_train, "validation": num_val, "test": num_test}
     missing = [split for split in limits if split not in raw]
     if missing:
@@ -633,6 +655,8 @@ def load_text_pairs(
 
 
 _LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
+# Column pairs load_text_pairs recognises in local data when no fields are given.
+_KNOWN_COLUMNS = (("document", "summary"), ("article", "highlights"), ("source", "target"))
 _HUB_HELP = (
     "Without network access: use the offline `cpu` preset (`kdkit distill-t5 --preset cpu`, "
     "synthetic tasks and small models built locally), or pass a local directory saved with "

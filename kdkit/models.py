@@ -525,7 +525,29 @@ def check_t5_vocab(
 
 
 __all__ += ["T5_SPECIAL_TOKENS", "build_word_tokenizer", "build_t5", "load_t5", "save_t5"]
-__all__ += ["t5_student_from_teacher", "t5_vocab_size", "check_t5_vocab"]
+def t5_param_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters of a T5 by part: ``embeddings`` (the shared input/output table, plus an
+    untied output layer), ``encoder`` and ``decoder`` (blocks and final norms), ``total``.
+
+    Generation runs the encoder once per input and the decoder once per output token, so
+    decoder parameters cost more time per example than encoder parameters.
+    """
+    embeddings = model.shared.weight.numel()
+    if not model.config.tie_word_embeddings:
+        embeddings += model.lm_head.weight.numel()
+    parts = {"embeddings": embeddings}
+    for name in ("encoder", "decoder"):
+        stack = getattr(model, name)
+        parts[name] = sum(
+            p.numel() for n, p in stack.named_parameters() if not n.startswith("embed_tokens")
+        )
+    parts["total"] = sum(p.numel() for p in model.parameters())
+    if parts["total"] != parts["embeddings"] + parts["encoder"] + parts["decoder"]:
+        raise ValueError("unexpected T5 layout: the parts do not add up to the total.")
+    return parts
+
+
+__all__ += ["t5_student_from_teacher", "t5_vocab_size", "check_t5_vocab", "t5_param_breakdown"]
 
 
 # --------------------------------------------------------- digits teacher (notebook 04)

@@ -665,6 +665,9 @@ def plot_variant_comparison(
     reference: dict | None = None,
     confidence: float = 0.95,
     title: str | None = None,
+    xlabel: str = "test accuracy",
+    diff_xlabel: str | None = None,
+    digits: int = 3,
 ) -> Figure:
     """Seeds and intervals for several training variants, absolute and paired.
 
@@ -673,6 +676,7 @@ def plot_variant_comparison(
     Right: per seed, each variant minus ``baseline`` (the same seed's run), with the mean
     difference and its t interval; an interval clear of 0 is a difference the seeds support.
     ``reference`` maps a name (e.g. "teacher") to a value drawn as a dashed line on the left.
+    ``xlabel``/``diff_xlabel`` label the two x axes; labels print ``digits`` decimals.
     """
     if baseline not in accuracies:
         raise ValueError(f"baseline {baseline!r} is not one of {list(accuracies)}.")
@@ -695,12 +699,14 @@ def plot_variant_comparison(
         mean, half = t_interval(runs[name], confidence)
         ax_a.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
         ax_a.plot(runs[name], np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
-        ax_a.text(mean, yi + 0.18, f"{mean:.3f} ± {half:.3f}", ha="center", va="bottom", fontsize=8)
+        label = f"{mean:.{digits}f} ± {half:.{digits}f}"
+        ax_a.text(mean, yi + 0.18, label, ha="center", va="bottom", fontsize=8)
     for j, (name, value) in enumerate((reference or {}).items()):
-        ax_a.axvline(value, color=f"C{7 + j}", ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+        label = f"{name} ({value:.{digits}f})"
+        ax_a.axvline(value, color=f"C{7 + j}", ls="--", lw=1.2, label=label)
     ax_a.set_yticks(y, names)
     ax_a.set_ylim(-0.7, len(names) - 0.3)
-    ax_a.set_xlabel("test accuracy")
+    ax_a.set_xlabel(xlabel)
     ax_a.set_title(f"per seed (dots), mean ± {pct}% t interval", fontsize=11)
     if reference:
         ax_a.legend(fontsize=8, loc="lower right")
@@ -711,13 +717,12 @@ def plot_variant_comparison(
         mean, half = t_interval(diff, confidence)
         ax_d.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
         ax_d.plot(diff, np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
-        ax_d.text(
-            mean, yi + 0.18, f"{mean:+.3f} ± {half:.3f}", ha="center", va="bottom", fontsize=8
-        )
+        label = f"{mean:+.{digits}f} ± {half:.{digits}f}"
+        ax_d.text(mean, yi + 0.18, label, ha="center", va="bottom", fontsize=8)
     ax_d.axvline(0.0, color="0.3", lw=1)
     ax_d.set_yticks(y_d, others)
     ax_d.set_ylim(-0.7, len(others) - 0.3)
-    ax_d.set_xlabel(f"accuracy − {baseline} (same seed)")
+    ax_d.set_xlabel(diff_xlabel or f"accuracy − {baseline} (same seed)")
     ax_d.set_title(f"paired difference vs {baseline}, mean ± {pct}% t interval", fontsize=11)
     for ax in (ax_a, ax_d):
         ax.grid(axis="x", alpha=0.3)
@@ -916,4 +921,200 @@ def plot_class_bias_correction(
     ax_r.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# ------------------------------------------------------------------ T5 distillation (notebook 06)
+
+
+def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str, **kw) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(
+        FancyBboxPatch(
+            (x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="0.25", lw=1.2
+        )
+    )
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", **kw)
+
+
+def _arrow(ax, xy_from, xy_to, color: str = "0.3", **kw) -> None:
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(
+        FancyArrowPatch(
+            xy_from, xy_to, arrowstyle="-|>", mutation_scale=10, color=color, lw=1.1, **kw
+        )
+    )
+
+
+def plot_encoder_decoder(
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    *,
+    step_probs: Sequence[float] | None = None,
+) -> Figure:
+    """The encoder–decoder picture of T5 under teacher forcing, for one example.
+
+    The encoder reads every source token at once; the decoder reads ``<pad>`` (T5's start
+    token) followed by the target shifted right, and at each step ``t`` outputs a distribution
+    over the vocabulary for target token ``t``: the place where token-level KD compares
+    teacher and student. ``step_probs`` (one per target token, optional) are drawn as the
+    height of each step's probability bar (e.g. a model's probability of the right token).
+    """
+    src, tgt = [str(t) for t in source_tokens], [str(t) for t in target_tokens]
+    if not src or not tgt:
+        raise ValueError("source_tokens and target_tokens must be non-empty.")
+    if step_probs is not None and len(step_probs) != len(tgt):
+        raise ValueError(f"step_probs needs one value per target token ({len(tgt)}).")
+    n_src, n_tgt = len(src), len(tgt)
+    cell = 0.62
+    gap = 1.4
+    width_src, width_tgt = n_src * cell, n_tgt * cell
+    x_dec = width_src + gap
+    fig, ax = plt.subplots(figsize=(max(10.0, 0.62 * (n_src + n_tgt) + 2.5), 5.6))
+    ax.set_xlim(-0.4, x_dec + width_tgt + 0.4)
+    ax.set_ylim(-0.9, 5.6)
+    ax.axis("off")
+    # encoder: source tokens in, one stack of blocks, one hidden state per source token out
+    for i, tok in enumerate(src):
+        _box(ax, i * cell + 0.04, 0.0, cell - 0.08, 0.6, tok, "#e8eef7", fontsize=8)
+        _arrow(ax, (i * cell + cell / 2, 0.62), (i * cell + cell / 2, 1.15))
+    _box(
+        ax,
+        0.0,
+        1.2,
+        width_src,
+        1.4,
+        "encoder blocks\nself-attention over the whole source",
+        "#c9d9f0",
+        fontsize=10,
+    )
+    for i in range(n_src):
+        _box(ax, i * cell + 0.12, 2.95, cell - 0.24, 0.4, "", "#9fbce6")
+        _arrow(ax, (i * cell + cell / 2, 2.62), (i * cell + cell / 2, 2.93))
+    ax.text(width_src / 2, 3.5, "encoder states (one per source token)", ha="center", fontsize=9)
+    # decoder: <pad> + target shifted right in, one distribution per step out
+    inputs = ["<pad>", *tgt[:-1]]
+    for i, tok in enumerate(inputs):
+        x = x_dec + i * cell
+        _box(ax, x + 0.04, 0.0, cell - 0.08, 0.6, tok, "#f6ebdc", fontsize=8)
+        _arrow(ax, (x + cell / 2, 0.62), (x + cell / 2, 1.15))
+    _box(
+        ax,
+        x_dec,
+        1.2,
+        width_tgt,
+        1.4,
+        "decoder blocks\ncausal self-attention + cross-attention",
+        "#f0d6b3",
+        fontsize=10,
+    )
+    _arrow(
+        ax,
+        (width_src + 0.05, 3.15),
+        (x_dec + 0.1, 2.2),
+        color="C0",
+        connectionstyle="arc3,rad=-0.25",
+    )
+    ax.text(width_src + gap / 2, 3.3, "cross-\nattention", ha="center", fontsize=8, color="C0")
+    for i, tok in enumerate(tgt):
+        x = x_dec + i * cell
+        _arrow(ax, (x + cell / 2, 2.62), (x + cell / 2, 2.93))
+        height = 1.0 if step_probs is None else float(step_probs[i])
+        ax.add_patch(
+            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2, fc="white", ec="0.5", lw=0.8)
+        )
+        ax.add_patch(
+            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2 * height, fc="C1", alpha=0.8, lw=0)
+        )
+        ax.text(x + cell / 2, 4.35, tok, ha="center", fontsize=9, weight="bold")
+    ax.text(
+        x_dec + width_tgt / 2,
+        4.95,
+        "one distribution over the vocabulary per step: p(y_t | y_<t, x)\n"
+        "token-level KD: KL(p_teacher ‖ p_student) at every step",
+        ha="center",
+        fontsize=9,
+    )
+    ax.text(
+        x_dec + width_tgt / 2,
+        -0.55,
+        "decoder input: the target shifted right (teacher forcing)",
+        ha="center",
+        fontsize=9,
+    )
+    ax.text(width_src / 2, -0.55, "source tokens", ha="center", fontsize=9)
+    ax.set_title(
+        "T5: an encoder reads the source, a decoder writes the target one token at a time",
+        fontsize=12,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_decoder_steps(
+    probs: dict,
+    tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    steps: Sequence[int],
+    *,
+    top_k: int = 5,
+    reference: str | None = None,
+) -> Figure:
+    """Per-step distributions of several models at several temperatures, side by side.
+
+    ``probs[T][model]`` is a ``(L, V)`` array of one model's ``softmax(z / T)`` at each
+    target step (:func:`kdkit.seq2seq.step_distributions`); ``tokens`` names the ``V`` ids;
+    ``target_tokens`` are the reference's tokens. One row per temperature, one column per
+    step in ``steps``: horizontal bars over the ``top_k`` tokens the ``reference`` model
+    (default: the first) ranks highest at that step, one bar per model. The reference token
+    is marked with ``←``.
+    """
+    temps = list(probs)
+    if not temps:
+        raise ValueError("probs is empty: give {T: {model: (L, V) probabilities}}.")
+    models = list(probs[temps[0]])
+    reference = reference or models[0]
+    if reference not in models:
+        raise ValueError(f"reference {reference!r} is not one of the models {models}.")
+    steps = list(steps)
+    fig, axes = plt.subplots(
+        len(temps),
+        len(steps),
+        figsize=(3.1 * len(steps), 2.2 * len(temps) + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    height = 0.8 / len(models)
+    for r, T in enumerate(temps):
+        arrays = {m: _np(probs[T][m]) for m in models}
+        for c, t in enumerate(steps):
+            ax = axes[r, c]
+            if not 0 <= t < len(target_tokens):
+                raise ValueError(f"step {t} is outside the target (0..{len(target_tokens) - 1}).")
+            order = np.argsort(-arrays[reference][t])[:top_k]  # (top_k,) token ids
+            y = np.arange(len(order))[::-1]
+            for k, m in enumerate(models):
+                ax.barh(
+                    y + 0.4 - (k + 0.5) * height,
+                    arrays[m][t, order],
+                    height=height,
+                    color=f"C{k}",
+                    label=m,
+                )
+            labels = [
+                f"{tokens[j]!s}" + (" ←" if str(tokens[j]) == str(target_tokens[t]) else "")
+                for j in order
+            ]
+            ax.set_yticks(y, labels, fontsize=9)
+            ax.set_xlim(0, 1)
+            ax.grid(axis="x", alpha=0.3)
+            if r == 0:
+                ax.set_title(f"step {t}: next is {target_tokens[t]!r}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(f"T = {T:g}", fontsize=11)
+            if r == len(temps) - 1:
+                ax.set_xlabel("probability")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
     return fig

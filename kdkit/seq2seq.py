@@ -81,6 +81,10 @@ __all__ = [
     "count_params",
     "evaluate_seq2seq",
     "distill_t5",
+    "distill_t5_jobs",
+    "teacher_forced_logits",
+    "step_distributions",
+    "token_fidelity",
     "MODEL_NAMES",
 ]
 
@@ -116,6 +120,8 @@ def token_kd_loss(
         )
     if reduction != "sum":
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
     mask = mask_from_labels(labels, ignore_index)  # (B, L)
     hard = hard_cross_entropy(student_logits, labels, ignore_index=ignore_index, reduction="sum")
     soft = kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask, reduction="sum")
@@ -422,6 +428,98 @@ def teacher_outputs(
     sources = [source for source, _ in pairs]
     return list(zip(sources, generate_texts(teacher, tokenizer, sources, **generate_kwargs),
                     strict=True))  # fmt: skip
+
+
+@torch.no_grad()
+def teacher_forced_logits(
+    model: nn.Module,
+    features: Sequence[dict[str, list[int]]],
+    *,
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's logits at every target position when it reads the reference (teacher
+    forcing), for :func:`kdkit.data.encode_pairs` features.
+
+    Returns ``logits`` ``(N, L, V)`` (fp32, on the CPU) and ``labels`` ``(N, L)`` with -100
+    on padding, ``L`` the longest target. Two models given the same features see the same
+    decoder inputs, so their distributions at a position are directly comparable.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    collator = Seq2SeqCollator(pad_token_id=model.config.pad_token_id)
+    length = max(len(f["labels"]) for f in features)
+    all_logits, all_labels = [], []
+    for start in range(0, len(features), batch_size):
+        batch = collator(list(features[start : start + batch_size]))
+        labels = batch["labels"]  # (b, l)
+        out = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=labels.to(device)),
+        )
+        pad = length - labels.shape[1]
+        logits = out.logits.float().cpu()  # (b, l, V)
+        all_logits.append(torch.nn.functional.pad(logits, (0, 0, 0, pad)))  # (b, L, V)
+        all_labels.append(torch.nn.functional.pad(labels, (0, pad), value=-100))  # (b, L)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def step_distributions(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    source: str,
+    target: str,
+    *,
+    T: float = 1.0,
+    max_source_len: int = 512,
+    max_target_len: int = 128,
+) -> tuple[torch.Tensor, list[str]]:
+    """The decoder's distribution ``softmax(z / T)`` at each step of one reference target.
+
+    Returns ``probs`` ``(L, V)`` (row ``t`` is the distribution the model puts on the token
+    at position ``t`` after reading the reference's first ``t`` tokens) and the ``L`` target
+    tokens as strings (end-of-sequence included).
+    """
+    if not T > 0:
+        raise ValueError(f"T must be > 0, got {T}.")
+    features = encode_pairs(tokenizer, [(source, target)], max_source_len, max_target_len)
+    logits, _ = teacher_forced_logits(model, features)  # (1, L, V)
+    tokens = tokenizer.convert_ids_to_tokens(features[0]["labels"])
+    return torch.softmax(logits[0] / T, dim=-1), tokens
+
+
+def token_fidelity(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    T: float = 1.0,
+) -> dict[str, float]:
+    """How closely a student's per-step distributions follow the teacher's, over real target
+    tokens under teacher forcing (:func:`teacher_forced_logits` of both models).
+
+    ``kl``: mean ``KL(p_T ‖ p_S)`` per token at temperature ``T`` (nats, no T² factor);
+    ``agreement``: percentage of tokens where both models' most likely token is the same;
+    ``student_accuracy``/``teacher_accuracy``: percentage of tokens whose reference token is
+    the model's most likely one.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"logit shapes differ: student {tuple(student_logits.shape)}, teacher "
+            f"{tuple(teacher_logits.shape)}; compute both with the same features."
+        )
+    mask = mask_from_labels(labels)  # (N, L)
+    if not mask.any():
+        raise ValueError("labels hold no real token (all are -100).")
+    kl = kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask, reduction="sum")
+    n = int(mask.sum())
+    s_top, t_top = student_logits.argmax(-1), teacher_logits.argmax(-1)  # (N, L)
+    return {
+        "kl": float(kl) / (T * T) / n,  # kd_kl_loss carries the T² gradient scale
+        "agreement": 100.0 * float((s_top == t_top)[mask].double().mean()),
+        "student_accuracy": 100.0 * float((s_top == labels)[mask].double().mean()),
+        "teacher_accuracy": 100.0 * float((t_top == labels)[mask].double().mean()),
+    }
 
 
 # --------------------------------------------------------------------------- metrics
@@ -737,3 +835,73 @@ def distill_t5(
         log(f"{name:14s} {result['params']:>10,d} params  {config.metric} {result['score']:6.2f}")
     _write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def _distill_t5_job(
+    config: T5DistillConfig, out_dir: str, resume: bool, threads: int | None
+) -> dict[str, dict]:
+    """One :func:`distill_t5` run in a worker process: quiet, its log in ``out_dir/log.txt``."""
+    import contextlib
+    import sys
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log.txt", "a") as f, contextlib.redirect_stdout(f), \
+            contextlib.redirect_stderr(f):  # fmt: skip
+        return distill_t5(config, out, resume=resume, progress=False,
+                          log=lambda message: print(message, file=sys.stderr))  # fmt: skip
+
+
+def distill_t5_jobs(
+    jobs: dict[str, T5DistillConfig],
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    threads: int | None = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, dict[str, dict]]:
+    """Several :func:`distill_t5` runs (seeds, variants), ``workers`` at a time.
+
+    ``jobs`` maps a run's name to its config; run ``name`` writes ``out_dir/name`` (its
+    ``metrics.json``, models, checkpoints and ``log.txt``). Returns ``{name: metrics}`` in the
+    order of ``jobs``. With ``workers > 1`` each run is a separate process (``spawn``) with
+    ``threads`` torch threads: on a 2-core CPU, two one-thread runs side by side take about
+    half the time of running them one after the other, and give the same numbers (each run
+    seeds itself). ``workers=1`` runs them here, one by one.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    from tqdm.auto import tqdm
+
+    if not jobs:
+        raise ValueError("jobs is empty: give at least one {name: T5DistillConfig}.")
+    for name, config in jobs.items():
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"job name {name!r} must be a plain directory name (no '/').")
+        if not isinstance(config, T5DistillConfig):
+            raise ValueError(f"job {name!r} must map to a T5DistillConfig, got {type(config)}.")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
+    out = Path(out_dir)
+    results: dict[str, dict[str, dict]] = {}
+    bar = tqdm(total=len(jobs), desc="runs", disable=not progress)
+    if workers == 1:
+        for name, config in jobs.items():
+            results[name] = _distill_t5_job(config, str(out / name), resume, threads)
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")  # fork + torch's thread pools can hang
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_distill_t5_job, config, str(out / name), resume, threads): name
+                for name, config in jobs.items()
+            }
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    bar.close()
+    return {name: results[name] for name in jobs}

@@ -1,0 +1,274 @@
+"""What notebook 06 relies on beyond the pipeline: parallel runs that equal serial ones, the
+gpu preset's code path on a CPU (pretrained directories, a local summarisation dataset,
+ROUGE, beam search, accumulation, clipping, the bf16 switch), the XSum loading fallback,
+teacher-forced per-step distributions, fidelity measures, parameter breakdowns and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from kdkit import plotting  # noqa: E402
+from kdkit.config import get_preset  # noqa: E402
+from kdkit.data import (  # noqa: E402
+    encode_pairs,
+    load_text_pairs,
+    make_text_tasks,
+    task_vocabulary_texts,
+)
+from kdkit.losses import kd_kl_loss  # noqa: E402
+from kdkit.models import (  # noqa: E402
+    build_t5,
+    build_word_tokenizer,
+    save_t5,
+    t5_param_breakdown,
+    t5_student_from_teacher,
+)
+from kdkit.seq2seq import (  # noqa: E402
+    distill_t5,
+    distill_t5_jobs,
+    step_distributions,
+    teacher_forced_logits,
+    token_fidelity,
+    token_kd_loss,
+)
+
+TINY = dict(d_model=16, d_ff=32, num_heads=2, d_kv=8)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_text_tasks(("date",), num_train=40, num_val=4, num_test=12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(splits):
+    return build_word_tokenizer(task_vocabulary_texts(("date",)))
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    torch.manual_seed(0)
+    return build_t5(len(tokenizer), num_layers=2, num_decoder_layers=2, **TINY).eval()
+
+
+# --------------------------------------------------------------------------- parallel runs
+
+
+def test_parallel_runs_give_the_same_models_as_serial_runs(tmp_path):
+    smoke = get_preset("smoke")
+    jobs = {f"seed{s}": replace(smoke, seed=s, seqkd=False) for s in (0, 1)}
+    parallel = distill_t5_jobs(jobs, tmp_path / "par", workers=2, progress=False)
+    serial = distill_t5_jobs(jobs, tmp_path / "ser", workers=1, progress=False)
+    assert list(parallel) == ["seed0", "seed1"]  # the order of jobs, not of completion
+    for name in jobs:
+        assert {k: v["score"] for k, v in parallel[name].items()} == {
+            k: v["score"] for k, v in serial[name].items()
+        }
+        a = load_file(tmp_path / "par" / name / "student_kd" / "model.safetensors")
+        b = load_file(tmp_path / "ser" / name / "student_kd" / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert (tmp_path / "par" / name / "log.txt").read_text().count("student_kd") >= 1
+    # different seeds are different runs
+    a = load_file(tmp_path / "ser" / "seed0" / "student_kd" / "model.safetensors")
+    b = load_file(tmp_path / "ser" / "seed1" / "student_kd" / "model.safetensors")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_parallel_runs_reject_bad_jobs(tmp_path):
+    smoke = get_preset("smoke")
+    with pytest.raises(ValueError, match="empty"):
+        distill_t5_jobs({}, tmp_path)
+    with pytest.raises(ValueError, match="plain directory name"):
+        distill_t5_jobs({"a/b": smoke}, tmp_path)
+    with pytest.raises(ValueError, match="T5DistillConfig"):
+        distill_t5_jobs({"a": {"preset": "smoke"}}, tmp_path)
+    with pytest.raises(ValueError, match="workers"):
+        distill_t5_jobs({"a": smoke}, tmp_path, workers=0)
+
+
+# --------------------------------------------------------------------------- the gpu code path
+
+
+def _write_summaries(directory, sizes):
+    directory.mkdir()
+    words = "the council said on monday that new rules for river boats start next year".split()
+    for split, n in sizes.items():
+        rows = []
+        for i in range(n):
+            doc = " ".join(words[(i + j) % len(words)] for j in range(12))
+            rows.append({"document": doc, "summary": " ".join(doc.split()[:4]), "id": str(i)})
+        (directory / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+
+
+def test_gpu_preset_code_path_runs_on_a_cpu_with_local_models_and_data(tmp_path):
+    """The gpu preset, shrunk: pretrained teacher and student from directories (the
+    from_pretrained path), a local XSum-shaped dataset, teacher fine-tuning, ROUGE-L, beam
+    search, accumulation, clipping, weight decay and bf16=True (autocast only on CUDA)."""
+    data = tmp_path / "xsum_like"
+    _write_summaries(data, {"train": 48, "validation": 4, "test": 8})
+    pairs = load_text_pairs(str(data))  # document/summary found without naming them
+    texts = [t for split in (pairs.train, pairs.validation, pairs.test) for p in split for t in p]
+    tokenizer = build_word_tokenizer(texts)
+    torch.manual_seed(0)
+    teacher = build_t5(len(tokenizer), num_layers=2, num_decoder_layers=2, **TINY)
+    save_t5(teacher, tokenizer, tmp_path / "teacher")
+    save_t5(t5_student_from_teacher(teacher, 1, 1), tokenizer, tmp_path / "student")
+
+    gpu = get_preset("gpu")
+    small_run = dict(max_steps=4, batch_size=8, warmup_steps=1, checkpoint_every=2)
+    config = replace(
+        gpu,
+        dataset=str(data),
+        teacher=str(tmp_path / "teacher"),
+        student=str(tmp_path / "student"),
+        num_train=48, num_val=4, num_test=8, max_source_len=24, max_target_len=8,
+        teacher_train=replace(gpu.teacher_train, **small_run),
+        student_train=replace(gpu.student_train, **small_run),
+        max_new_tokens=6, eval_batch_size=4, device="cpu",
+    )  # fmt: skip
+    assert config.student_train.bf16 and config.student_train.grad_accum_steps == 2
+    assert config.metric == "rougeL" and config.num_beams == 4 and config.seqkd_num_beams == 4
+    metrics = distill_t5(config, tmp_path / "run", progress=False, log=lambda _: None)
+    assert set(metrics) == {"teacher", "student_ce", "student_kd", "student_seqkd"}
+    for m in metrics.values():
+        assert m["metric"] == "rougeL" and 0 <= m["score"] <= 100 and m["num_examples"] == 8
+    assert metrics["teacher"]["params"] > metrics["student_kd"]["params"]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["teacher"]["loss"]) == 4  # the pretrained teacher was fine-tuned
+    assert max(history["student_kd"]["kd"]) > 0
+    assert (tmp_path / "run" / "checkpoints" / "student_kd" / "checkpoint.pt").exists()
+
+
+# --------------------------------------------------------------------------- XSum loading
+
+
+def test_a_script_dataset_is_read_from_the_parquet_export(monkeypatch):
+    import datasets
+
+    import kdkit.data as data_module
+
+    calls = []
+
+    def fake_load_dataset(name, config_name=None, **kwargs):
+        calls.append((name, config_name, kwargs))
+        if "revision" not in kwargs:
+            raise RuntimeError("Dataset scripts are no longer supported, but found xsum.py")
+        split = datasets.Dataset.from_dict({"document": ["a long text"], "summary": ["short"]})
+        return datasets.DatasetDict(train=split, validation=split, test=split)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(data_module, "_fail_fast_if_hub_unreachable", lambda *a: None)
+    pairs = load_text_pairs("EdinburghNLP/xsum")
+    assert pairs.train == [("summarize: a long text", "short")]
+    assert calls[1] == ("EdinburghNLP/xsum", "default", {"revision": "refs/convert/parquet"})
+
+
+def test_local_data_needs_known_columns(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    for split in ("train", "validation", "test"):
+        (data / f"{split}.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}))
+    with pytest.raises(ValueError, match="source_field="):
+        load_text_pairs(str(data))
+    pairs = load_text_pairs(str(data), source_field="question", target_field="answer")
+    assert pairs.test == [("q", "a")]
+
+
+# --------------------------------------------------------------------------- per-step views
+
+
+def test_teacher_forced_logits_match_the_models_own_forward_pass(model, tokenizer, splits):
+    features = encode_pairs(tokenizer, splits.test, 32, 16)
+    logits, labels = teacher_forced_logits(model, features, batch_size=5)  # uneven batches
+    assert logits.shape[:2] == labels.shape and logits.shape[-1] == model.config.vocab_size
+    for i in (0, 7, 11):
+        n = len(features[i]["labels"])
+        assert (labels[i, :n] == torch.tensor(features[i]["labels"])).all()
+        assert (labels[i, n:] == -100).all()
+        with torch.no_grad():
+            out = model(
+                input_ids=torch.tensor([features[i]["input_ids"]]),
+                labels=torch.tensor([features[i]["labels"]]),
+            )
+        torch.testing.assert_close(logits[i, :n], out.logits[0], rtol=1e-4, atol=1e-5)
+
+
+def test_step_distributions_are_softened_softmaxes(model, tokenizer, splits):
+    source, target = splits.test[0]
+    p1, tokens = step_distributions(model, tokenizer, source, target, T=1.0)
+    p4, _ = step_distributions(model, tokenizer, source, target, T=4.0)
+    assert tokens[-1] == "</s>" and p1.shape == (len(tokens), model.config.vocab_size)
+    torch.testing.assert_close(p1.sum(-1), torch.ones(len(tokens)))
+    entropy = lambda p: -(p * p.log()).sum(-1)  # noqa: E731
+    assert (entropy(p4) > entropy(p1)).all()  # a higher T flattens every step
+    with pytest.raises(ValueError, match="T must be > 0"):
+        step_distributions(model, tokenizer, source, target, T=0.0)
+
+
+def test_token_fidelity(model, tokenizer, splits):
+    features = encode_pairs(tokenizer, splits.test, 32, 16)
+    t_logits, labels = teacher_forced_logits(model, features)
+    same = token_fidelity(t_logits, t_logits, labels)
+    assert same["kl"] == 0.0 and same["agreement"] == 100.0
+    assert same["student_accuracy"] == same["teacher_accuracy"]
+    torch.manual_seed(1)
+    s_logits = t_logits + torch.randn_like(t_logits)
+    fid = token_fidelity(s_logits, t_logits, labels, T=2.0)
+    mask = labels != -100
+    expected = kd_kl_loss(s_logits, t_logits, T=2.0, mask=mask) / 4.0  # mean over real tokens
+    assert fid["kl"] == pytest.approx(float(expected), rel=1e-5)
+    assert 0 <= fid["agreement"] < 100
+    with pytest.raises(ValueError, match="shapes differ"):
+        token_fidelity(s_logits[:, :-1], t_logits, labels)
+    with pytest.raises(ValueError, match="no real token"):
+        token_fidelity(s_logits, t_logits, torch.full_like(labels, -100))
+
+
+def test_token_kd_loss_checks_alpha_for_sums():
+    logits = torch.randn(2, 3, 5)
+    labels = torch.tensor([[1, 2, -100], [0, -100, -100]])
+    with pytest.raises(ValueError, match="alpha"):
+        token_kd_loss(logits, logits, labels, alpha=1.5, reduction="sum")
+
+
+def test_param_breakdown_adds_up_and_shows_where_a_student_is_smaller(model):
+    parts = t5_param_breakdown(model)
+    assert parts["total"] == sum(p.numel() for p in model.parameters())
+    assert parts["embeddings"] == model.shared.weight.numel()
+    decoder_only = t5_param_breakdown(t5_student_from_teacher(model, 2, 1))
+    assert decoder_only["encoder"] == parts["encoder"]
+    assert decoder_only["decoder"] < parts["decoder"]
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_notebook_06_plots_return_figures(model, tokenizer, splits):
+    source, target = splits.test[0]
+    probs, tokens = step_distributions(model, tokenizer, source, target)
+    fig = plotting.plot_encoder_decoder(tokenizer.tokenize(source), tokens)
+    assert fig.axes[0].get_title().startswith("T5")
+    with pytest.raises(ValueError, match="one value per target token"):
+        plotting.plot_encoder_decoder(["a"], ["b", "c"], step_probs=[0.5])
+    vocab = tokenizer.convert_ids_to_tokens(list(range(model.config.vocab_size)))
+    grid = {T: {"teacher": probs, "student": probs.flip(-1)} for T in (1, 2)}
+    fig2 = plotting.plot_decoder_steps(grid, vocab, tokens, [0, 3], top_k=4)
+    assert len(fig2.axes) == 4 and "next is" in fig2.axes[0].get_title()
+    bars = [p for p in fig2.axes[0].patches]
+    assert len(bars) == 2 * 4  # two models × top_k tokens
+    with pytest.raises(ValueError, match="outside the target"):
+        plotting.plot_decoder_steps(grid, vocab, tokens, [len(tokens)])
+    with pytest.raises(ValueError, match="reference"):
+        plotting.plot_decoder_steps(grid, vocab, tokens, [0], reference="nobody")
+    plt.close("all")
+
