@@ -870,7 +870,8 @@ def distill_t5_jobs(
     order of ``jobs``. With ``workers > 1`` each run is a separate process (``spawn``) with
     ``threads`` torch threads: on a 2-core CPU, two one-thread runs side by side take about
     half the time of running them one after the other, and give the same numbers (each run
-    seeds itself). ``workers=1`` runs them here, one by one.
+    seeds itself). ``workers=1`` runs them here, one by one. In a script (not a notebook),
+    call it under ``if __name__ == "__main__":``: spawned workers re-import the script.
     """
     import concurrent.futures
     import multiprocessing
