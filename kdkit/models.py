@@ -525,6 +525,8 @@ def check_t5_vocab(
 
 
 __all__ += ["T5_SPECIAL_TOKENS", "build_word_tokenizer", "build_t5", "load_t5", "save_t5"]
+
+
 def t5_param_breakdown(model: nn.Module) -> dict[str, int]:
     """Parameters of a T5 by part: ``embeddings`` (the shared input/output table, plus an
     untied output layer), ``encoder`` and ``decoder`` (blocks and final norms), ``total``.

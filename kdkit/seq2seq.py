@@ -442,8 +442,11 @@ def teacher_forced_logits(
 
     Returns ``logits`` ``(N, L, V)`` (fp32, on the CPU) and ``labels`` ``(N, L)`` with -100
     on padding, ``L`` the longest target. Two models given the same features see the same
-    decoder inputs, so their distributions at a position are directly comparable.
+    decoder inputs, so their distributions at a position are directly comparable. The result
+    holds ``N·L·V`` floats: with T5's 32,128-token vocabulary, pass a few hundred examples.
     """
+    if len(features) == 0:
+        raise ValueError("features is empty: encode some pairs with kdkit.data.encode_pairs.")
     model.eval()
     device = next(model.parameters()).device
     collator = Seq2SeqCollator(pad_token_id=model.config.pad_token_id)

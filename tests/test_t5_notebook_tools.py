@@ -201,6 +201,8 @@ def test_teacher_forced_logits_match_the_models_own_forward_pass(model, tokenize
                 labels=torch.tensor([features[i]["labels"]]),
             )
         torch.testing.assert_close(logits[i, :n], out.logits[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="features is empty"):
+        teacher_forced_logits(model, [])
 
 
 def test_step_distributions_are_softened_softmaxes(model, tokenizer, splits):
