@@ -12,7 +12,10 @@
 
 :func:`train_seq2seq` is the explicit loop (AdamW, warm-up + decay, clipping, accumulation by
 token count, bf16 autocast on GPU, atomic checkpoints, exact resume); :func:`distill_t5` is the
-whole pipeline behind ``kdkit distill-t5``.
+whole pipeline behind ``kdkit distill-t5``, :func:`distill_t5_jobs` runs several of them (seeds,
+variants) side by side. :func:`teacher_forced_logits`, :func:`step_distributions` and
+:func:`token_fidelity` look inside: the decoder's per-step distributions and how closely a
+student's follow the teacher's.
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ from kdkit.data import (
     make_text_tasks,
     task_vocabulary_texts,
 )
+from kdkit.distributions import softened
 from kdkit.features import hidden_state_mse
 from kdkit.losses import distillation_loss, hard_cross_entropy, kd_kl_loss, mask_from_labels
+from kdkit.metrics import agreement
 from kdkit.models import (
     build_t5,
     build_word_tokenizer,
@@ -488,7 +493,7 @@ def step_distributions(
     features = encode_pairs(tokenizer, [(source, target)], max_source_len, max_target_len)
     logits, _ = teacher_forced_logits(model, features)  # (1, L, V)
     tokens = tokenizer.convert_ids_to_tokens(features[0]["labels"])
-    return torch.softmax(logits[0] / T, dim=-1), tokens
+    return softened(logits[0], T), tokens
 
 
 def token_fidelity(
@@ -519,7 +524,7 @@ def token_fidelity(
     s_top, t_top = student_logits.argmax(-1), teacher_logits.argmax(-1)  # (N, L)
     return {
         "kl": float(kl) / (T * T) / n,  # kd_kl_loss carries the T² gradient scale
-        "agreement": 100.0 * float((s_top == t_top)[mask].double().mean()),
+        "agreement": 100.0 * agreement(student_logits[mask], teacher_logits[mask]),
         "student_accuracy": 100.0 * float((s_top == labels)[mask].double().mean()),
         "teacher_accuracy": 100.0 * float((t_top == labels)[mask].double().mean()),
     }
