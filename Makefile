@@ -1,31 +1,43 @@
 # The course's two commands (see README):
 #   make lab    set everything up and open the course in JupyterLab
 #   make test   set everything up and run every test
-# Other targets: make notebooks (re-execute notebooks, store outputs), make figures, make lint.
+# Other targets: make quick (the fast tests, under a minute), make notebooks (re-execute
+# notebooks, store outputs), make figures, make lint.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kdkit-installed
+# Extra arguments for `jupyter lab`, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+# (in a container, add --ip 0.0.0.0 and publish the port to open it from the host).
+LAB_ARGS ?=
+# Jupyter refuses to start as root unless told to (containers often run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit nbval browser lint notebooks figures clean
+.PHONY: setup lab test unit quick nbval browser lint notebooks figures clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[all]"
 	touch $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	@echo "JupyterLab prints the URL to open below: http://127.0.0.1:8888/lab?token=... (the port may differ)."
+	$(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT) $(LAB_ARGS)
 
 lint: setup
 	$(BIN)/ruff check kdkit tests tools notebooks conftest.py
 
+# Every test but the browser ones, slow ones included.
 unit: setup
 	$(BIN)/python -m pytest -q tests -m "not browser"
+
+# The fast tests (every kdkit module is covered): under a minute on a 2-core machine.
+quick: setup
+	$(BIN)/python -m pytest -q tests -m "not slow and not browser"
 
 # MPLBACKEND=Agg in the environment would suppress every inline plot and fail nbval.
 nbval: setup

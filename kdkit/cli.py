@@ -5,7 +5,11 @@
 
 writes ``DIR/metrics.json`` (one object per model: ``teacher``, ``student_ce``, ``student_kd``,
 ``student_seqkd``), the trained models (``DIR/<name>/``, loadable with
-``kdkit.models.load_t5``), checkpoints and training curves.
+``kdkit.t5.load_t5``), checkpoints and training curves.
+
+The configuration (flags, preset, ranges) is checked before anything runs: a bad value ends
+with a one-line message and status 2. Errors during the run itself propagate with their
+traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from kdkit.config import PRESETS, get_preset
+from kdkit.config import METRICS, PRESETS, T5DistillConfig, get_preset
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "distill_t5_config"]
 
 
 def _count_or_all(value: str) -> int | None:
@@ -44,20 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t5.add_argument("--preset", choices=PRESETS, required=True,
                     help="smoke: seconds; cpu: small models, offline tasks, minutes on a laptop; "
-                         "gpu: t5-base -> t5-small on XSum in bf16 (downloads)")  # fmt: skip
+                         "gpu: t5-base -> t5-small on XSum in bf16 (downloads)")
     t5.add_argument("--out", required=True, help="output directory")
     t5.add_argument("--teacher", help="teacher: a Hub name or a local directory (save_pretrained)")
     t5.add_argument("--student", help="student: a Hub name or a local directory")
     t5.add_argument("--teacher-steps", type=int,
-                    help="teacher training steps (0: use --teacher as it is)")  # fmt: skip
+                    help="teacher training steps (0: use --teacher as it is)")
     t5.add_argument("--dataset",
-                    help="'synthetic' or a `datasets` name such as EdinburghNLP/xsum")  # fmt: skip
-    t5.add_argument("--metric", choices=("exact_match", "rougeL", "bleu"),
-                    help="default: the preset's (rougeL for a hub dataset)")  # fmt: skip
+                    help="'synthetic' or a `datasets` name such as EdinburghNLP/xsum")
+    t5.add_argument("--metric", choices=METRICS,
+                    help="default: the preset's (rougeL for a hub dataset)")
     t5.add_argument(
         "--num-labelled", type=_count_or_all, metavar="N|all", default=argparse.SUPPRESS,
         help="references the students may use; the other inputs get the teacher's labels",
-    )  # fmt: skip
+    )
     t5.add_argument("--seed", type=int, help="seed of the whole experiment")
     t5.add_argument("--device", help="auto, cpu or cuda")
     t5.add_argument(
@@ -77,10 +81,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _distill_t5(args: argparse.Namespace) -> int:
-    import torch
-
-    from kdkit.seq2seq import distill_t5  # imports transformers: only when needed
+def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | None]:
+    """The validated config and torch thread count that ``args`` ask for: a ``ValueError`` if
+    a value is out of range or ``--resume`` meets another config's run, an ``OSError`` if a
+    named model can be had neither locally nor from the Hub."""
+    from kdkit.hub import check_model_available
+    from kdkit.pipeline import check_resumable
 
     config = get_preset(args.preset)
     changes: dict = {}
@@ -102,12 +108,25 @@ def _distill_t5(args: argparse.Namespace) -> int:
     if args.no_seqkd:
         changes["seqkd"] = False
     config = replace(config, **changes)
+    for name in (config.teacher, config.student):
+        if name is not None:
+            check_model_available(name)
+    if args.resume:
+        check_resumable(config, args.out)
     threads = args.threads
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}.")
     if threads is None and (config.device == "cpu" or not _cuda_available()):
         threads = 1  # tiny matrices: thread hand-offs cost more than they gain (5-10x slower)
+    return config, threads
+
+
+def _distill_t5(config: T5DistillConfig, threads: int | None, args: argparse.Namespace) -> int:
+    import torch
+
+    from kdkit.pipeline import distill_t5  # imports transformers: only when needed
+
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}.")
         torch.set_num_threads(threads)
 
     def log(message: str) -> None:
@@ -117,24 +136,27 @@ def _distill_t5(args: argparse.Namespace) -> int:
     metrics = distill_t5(config, args.out, resume=args.resume, progress=not args.quiet, log=log)
     width = max(len(name) for name in metrics)
     for name, m in metrics.items():
-        print(f"{name:<{width}}  params {m['params']:>11,d}  {m['metric']} {m['score']:6.2f}  "
-              f"{m['throughput']:8.1f} examples/s")  # fmt: skip
+        print(
+            f"{name:<{width}}  params {m['params']:>11,d}  {m['metric']} {m['score']:6.2f}  "
+            f"{m['throughput']:8.1f} examples/s"
+        )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kdkit`` command; returns the exit status.
 
-    Configuration errors (a bad flag value, an unreachable Hub) end with a one-line message
-    and status 2 instead of a traceback.
+    A configuration error (a bad flag value, a value out of range) ends with a one-line
+    message and status 2 before anything runs; errors of the run itself keep their traceback.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "distill-t5":
-            return _distill_t5(args)
-    except (ValueError, OSError) as err:
-        parser.exit(2, f"kdkit {args.command}: error: {err}\n")
+    if args.command == "distill-t5":
+        try:
+            config, threads = distill_t5_config(args)
+        except (ValueError, OSError) as err:
+            parser.exit(2, f"kdkit {args.command}: error: {err}\n")
+        return _distill_t5(config, threads, args)
     return 1
 
 

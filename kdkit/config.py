@@ -5,13 +5,16 @@ Three presets (:func:`get_preset`): ``smoke`` runs every code path in seconds (t
 committed outputs), ``gpu`` distils the pretrained t5-base into t5-small on XSum in bf16.
 Change a field with :func:`dataclasses.replace`; every config checks its ranges when built.
 
-This module imports nothing else from kdkit.
+Of kdkit it imports only the scalar checks of :mod:`kdkit.losses`: one rule for a temperature
+and for a number in [0, 1], wherever it is checked.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+
+from kdkit.losses import check_temperature, check_unit_interval
 
 __all__ = [
     "PRESETS",
@@ -26,8 +29,8 @@ __all__ = [
 
 PRESETS = ("smoke", "cpu", "gpu")
 SCHEDULES = ("linear", "cosine", "constant")
-METRICS = ("exact_match", "rougeL", "bleu")
-SYNTHETIC_TASKS = ("date", "number", "time")  # kdkit.data.make_text_tasks generates these
+METRICS = ("exact_match", "rouge1", "rouge2", "rougeL", "bleu")  # kdkit.metrics.compute_metric
+SYNTHETIC_TASKS = ("date", "number", "time")  # kdkit.data.text_tasks generates these
 FEED_FORWARD = ("relu", "gated-gelu")
 
 
@@ -37,14 +40,6 @@ def _positive_int(obj: object, *names: str, allow_zero: bool = False) -> None:
         value = getattr(obj, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-
-
-def _unit_interval(name: str, value: float, *, closed_right: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and 0.0 <= value and (value <= 1.0 if closed_right else value < 1.0)
-    if not ok:
-        interval = "[0, 1]" if closed_right else "[0, 1)"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
 
 
 @dataclass
@@ -63,7 +58,7 @@ class T5Size:
     def __post_init__(self) -> None:
         _positive_int(self, "d_model", "d_ff", "num_layers", "num_decoder_layers", "num_heads")
         _positive_int(self, "d_kv")
-        _unit_interval("dropout_rate", self.dropout_rate, closed_right=False)
+        check_unit_interval("dropout_rate", self.dropout_rate, include_one=False)
         if self.feed_forward_proj not in FEED_FORWARD:
             raise ValueError(
                 f"feed_forward_proj must be one of {FEED_FORWARD}, got {self.feed_forward_proj!r}."
@@ -202,9 +197,8 @@ class T5DistillConfig:
             )
         if self.student_train.max_steps == 0:
             raise ValueError("student_train.max_steps must be > 0: the students are trained.")
-        if not isinstance(self.T, (int, float)) or not math.isfinite(self.T) or self.T <= 0:
-            raise ValueError(f"T (temperature) must be a finite number > 0, got {self.T!r}.")
-        _unit_interval("alpha", self.alpha)
+        check_temperature(self.T)
+        check_unit_interval("alpha", self.alpha)
         if not isinstance(self.hidden_weight, (int, float)) or not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be a number >= 0, got {self.hidden_weight!r}.")
         if self.student_from_teacher and self.student is not None:
@@ -256,7 +250,7 @@ def _smoke() -> T5DistillConfig:
         seqkd_num_beams=2,
         max_new_tokens=12,
         eval_batch_size=64,
-    )  # fmt: skip
+    )
 
 
 def _cpu() -> T5DistillConfig:
@@ -269,7 +263,7 @@ def _cpu() -> T5DistillConfig:
     teacher_run = TrainConfig(
         max_steps=800, batch_size=64, lr=3e-3, warmup_steps=240, schedule="cosine",
         max_grad_norm=None, weight_decay=0.0, checkpoint_every=200,
-    )  # fmt: skip
+    )
     return T5DistillConfig(
         preset="cpu",
         tasks=("date",),
@@ -320,7 +314,7 @@ def _gpu() -> T5DistillConfig:
         num_beams=4,
         max_new_tokens=64,
         eval_batch_size=64,
-    )  # fmt: skip
+    )
 
 
 def get_preset(name: str) -> T5DistillConfig:

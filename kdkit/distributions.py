@@ -3,15 +3,16 @@
 Functions take logits or probabilities of shape ``(..., V)`` (torch tensors, or anything
 ``torch.as_tensor`` accepts) and work along the last dimension. Entropies are in nats.
 
-This module imports nothing else from kdkit.
+Of kdkit it imports only the temperature check of :mod:`kdkit.losses`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
+
+from kdkit.losses import check_temperature
 
 __all__ = [
     "softened",
@@ -37,8 +38,7 @@ def softened(logits, T: float = 1.0) -> torch.Tensor:
 
     Large T flattens the distribution towards uniform; T -> 0 approaches one-hot argmax.
     """
-    if not math.isfinite(T) or T <= 0:
-        raise ValueError(f"T (temperature) must be a finite number > 0, got T={T}.")
+    T = check_temperature(T)
     return torch.softmax(_as_float_tensor(logits, "logits") / T, dim=-1)
 
 

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-# The loss contract's reduction helpers (private to kdkit.losses, shared on purpose).
-from kdkit.losses import _check_reduction, _reduce
+from kdkit.losses import check_reduction, reduce_positions
 
 __all__ = [
     "layer_mapping",
     "check_layer_mapping",
     "hidden_state_mse",
+    "identity_projection",
     "HiddenStateLoss",
     "attention_map_loss",
     "mapped_attention_loss",
@@ -117,7 +117,7 @@ def hidden_state_mse(
     first (:class:`HiddenStateLoss` learns the projection). FitNets' hint loss
     (Romero et al. 2015, eq. 3) without the regressor.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if student_hidden.dim() != 3 or teacher_hidden.dim() != 3:
         raise ValueError(
             f"hidden states must have shape (B, L, D), got {tuple(student_hidden.shape)} and "
@@ -138,7 +138,18 @@ def hidden_state_mse(
     B, L, _ = student_hidden.shape
     _check_positions_mask(mask, B, L)
     mse = (student_hidden - teacher_hidden).pow(2).mean(dim=-1)  # (B, L)
-    return _reduce(mse, mask, reduction)
+    return reduce_positions(mse, mask, reduction)
+
+
+def identity_projection(in_dim: int, out_dim: int) -> nn.Linear:
+    """``nn.Linear(in_dim, out_dim)`` that starts as the identity (``eye_`` weight, zero bias):
+    the learned map from a student's hidden width to a teacher's (FitNets' regressor). No
+    random numbers are drawn, so seeded runs with and without it stay aligned."""
+    linear = nn.Linear(in_dim, out_dim)
+    with torch.no_grad():
+        nn.init.eye_(linear.weight)
+        nn.init.zeros_(linear.bias)
+    return linear
 
 
 class HiddenStateLoss(nn.Module):
@@ -174,11 +185,7 @@ class HiddenStateLoss(nn.Module):
         self.projections = nn.ModuleList()
         if project:
             for _ in self.mapping:
-                linear = nn.Linear(student_dim, teacher_dim)
-                with torch.no_grad():
-                    nn.init.eye_(linear.weight)
-                    nn.init.zeros_(linear.bias)
-                self.projections.append(linear)
+                self.projections.append(identity_projection(student_dim, teacher_dim))
 
     def forward(
         self,
@@ -225,7 +232,7 @@ def attention_map_loss(
     small (rows sum to 1), so its weight must be large. Heads are matched one to one, so
     student and teacher need the same number of heads.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if kind not in _ATTENTION_KINDS:
         raise ValueError(f"kind must be one of {_ATTENTION_KINDS}, got {kind!r}.")
     if student_attn.dim() != 4 or teacher_attn.dim() != 4:
@@ -260,7 +267,7 @@ def attention_map_loss(
         per_key = torch.where(keys, (student_attn - teacher_attn).pow(2), zeros)
         per_query = per_key.sum(-1) / keys.sum(-1).clamp(min=1)  # (B, H, L)
     queries = None if mask is None else mask[:, None, :].expand(B, H, L)  # (B, H, L)
-    return _reduce(per_query, queries, reduction)
+    return reduce_positions(per_query, queries, reduction)
 
 
 def mapped_attention_loss(

@@ -19,12 +19,18 @@ This module imports nothing else from kdkit, so it can be copied on its own.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "check_temperature",
+    "check_unit_interval",
+    "check_reduction",
     "mask_from_labels",
+    "reduce_positions",
+    "alpha_mix",
     "soft_targets",
     "kd_kl_loss",
     "soft_cross_entropy",
@@ -87,33 +93,45 @@ def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> N
     )
 
 
-def _check_T(T: float) -> float:
-    if isinstance(T, torch.Tensor):
-        T = float(T)
-    if not isinstance(T, (int, float)) or isinstance(T, bool):
-        raise ValueError(f"T (temperature) must be a positive number, got {T!r}.")
-    if not math.isfinite(T) or T <= 0:
+def check_temperature(T: float, name: str = "T") -> float:
+    """``T`` as a float, or a ``ValueError`` unless it is a finite number > 0.
+
+    Accepts Python and NumPy scalars and one-element tensors (read with ``float``).
+    """
+    value = _as_number(T)
+    if value is None:
+        raise ValueError(f"{name} (temperature) must be a positive number, got {T!r}.")
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(
-            f"T (temperature) must be a finite number > 0, got T={T}. T=1 is the plain "
-            f"softmax; T>1 softens the distribution."
+            f"{name} (temperature) must be a finite number > 0, got {name}={T!r}. T=1 is the "
+            f"plain softmax; T>1 softens the distribution."
         )
-    return float(T)
+    return value
 
 
-def _check_unit(name: str, value: float) -> float:
+def check_unit_interval(name: str, value: float, *, include_one: bool = True) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it lies in [0, 1] (or [0, 1) when
+    ``include_one=False``, e.g. a dropout rate). Used for ``alpha``, ``beta`` and rates."""
+    number = _as_number(value)
+    ok = number is not None and math.isfinite(number) and 0.0 <= number
+    ok = ok and (number <= 1.0 if include_one else number < 1.0)
+    if not ok:
+        interval = "[0, 1]" if include_one else "[0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}, got {name}={value!r}.")
+    return number
+
+
+def _as_number(value) -> float | None:
+    """A real scalar as a float (bools and non-numbers give None)."""
+    if isinstance(value, bool):
+        return None
     if isinstance(value, torch.Tensor):
-        value = float(value)
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not 0.0 <= value <= 1.0
-    ):
-        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}.")
-    return float(value)
+        return float(value) if value.numel() == 1 and not value.is_complex() else None
+    return float(value) if isinstance(value, numbers.Real) else None
 
 
-def _check_reduction(reduction: str) -> None:
+def check_reduction(reduction: str) -> None:
+    """A ``ValueError`` unless ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
 
@@ -175,8 +193,14 @@ def mask_from_labels(labels: torch.Tensor, ignore_index: int = -100) -> torch.Te
     return labels != ignore_index
 
 
-def _reduce(values: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    """Reduce per-position values ``(...)`` over counted positions."""
+def reduce_positions(
+    values: torch.Tensor, mask: torch.Tensor | None, reduction: str
+) -> torch.Tensor:
+    """Reduce per-position values ``(...)`` over counted positions (True in ``mask``).
+
+    ``"mean"``: over counted positions, 0 (with a graph) when none counts; ``"sum"``;
+    ``"none"``: ``values`` with masked positions set to 0. The contract of every loss here.
+    """
     if mask is not None:
         # torch.where, not a product: masked positions contribute neither value nor gradient.
         values = torch.where(mask, values, torch.zeros_like(values))
@@ -199,7 +223,7 @@ def soft_targets(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     Shapes: ``(..., V) -> (..., V)``. Hinton, Vinyals & Dean (2015), eq. 1.
     """
     _check_logits("logits", logits)
-    T = _check_T(T)
+    T = check_temperature(T)
     return torch.softmax(logits / T, dim=-1)
 
 
@@ -220,13 +244,13 @@ def kd_kl_loss(
     number of counted positions for ``"mean"``).
     """
     _check_pair(student_logits, teacher_logits)
-    T = _check_T(T)
+    T = check_temperature(T)
     _check_mask(mask, student_logits)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
     log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (..., V)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)  # (...)
-    return _reduce(T**2 * kl, mask, reduction)
+    return reduce_positions(T**2 * kl, mask, reduction)
 
 
 def soft_cross_entropy(
@@ -244,13 +268,13 @@ def soft_cross_entropy(
     Shapes as in :func:`kd_kl_loss`.
     """
     _check_pair(student_logits, teacher_logits)
-    T = _check_T(T)
+    T = check_temperature(T)
     _check_mask(mask, student_logits)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
     p_t = torch.softmax(teacher_logits / T, dim=-1)  # (..., V)
     ce = -(p_t * log_p_s).sum(dim=-1)  # (...)
-    return _reduce(T**2 * ce, mask, reduction)
+    return reduce_positions(T**2 * ce, mask, reduction)
 
 
 def hard_cross_entropy(
@@ -266,13 +290,24 @@ def hard_cross_entropy(
     """
     _check_logits("student_logits", student_logits)
     _check_labels(labels, student_logits, ignore_index)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     mask = labels != ignore_index  # (...)
     # any valid index where ignored; gather needs int64 (labels may be int16/int32)
     safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
     log_p = F.log_softmax(student_logits, dim=-1)  # (..., V)
     nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (...)
-    return _reduce(nll, mask, reduction)
+    return reduce_positions(nll, mask, reduction)
+
+
+def alpha_mix(hard: torch.Tensor, soft: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Hinton's weighting of the two terms: ``(1 − alpha) · hard + alpha · soft``.
+
+    ``alpha`` weighs the *soft* (distillation) term: ``alpha=0`` is plain supervised training,
+    ``alpha=1`` pure distillation. (Keras' KD example and torchdistill weigh the hard term
+    with their α.) Every kdkit loop mixes its CE and KD terms through this function.
+    """
+    alpha = check_unit_interval("alpha", alpha)
+    return (1.0 - alpha) * hard + alpha * soft
 
 
 def distillation_loss(
@@ -282,21 +317,29 @@ def distillation_loss(
     T: float = 1.0,
     alpha: float = 0.5,
     ignore_index: int = -100,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Hinton's mix ``(1 − alpha) · hard_cross_entropy + alpha · kd_kl_loss`` (a scalar).
+    """Hinton's mix ``(1 − alpha) · hard_cross_entropy + alpha · kd_kl_loss`` per position.
 
     Shapes: logits ``(..., V)``, labels ``(...)``. Positions with ``labels == ignore_index``
-    are masked out of both terms. ``alpha=0`` is plain supervised training, ``alpha=1``
-    pure distillation. Hinton, Vinyals & Dean (2015), §2.
+    (padding) count in *neither* term. ``reduction`` as in :func:`kd_kl_loss`: ``"mean"`` over
+    counted positions, ``"sum"`` (what a loop that normalises by the token count of a whole
+    accumulated step needs), ``"none"``. An unlabelled example that should still learn from
+    the teacher (a transfer set) is not padding: mix ``hard_cross_entropy`` and ``kd_kl_loss``
+    with :func:`alpha_mix` yourself, as :func:`kdkit.train.distill_classifier` does.
+    Hinton, Vinyals & Dean (2015), §2; Kim & Rush (2016), word-level KD for sequences.
     """
     _check_pair(student_logits, teacher_logits)
-    T = _check_T(T)
-    alpha = _check_unit("alpha", alpha)
+    T = check_temperature(T)
+    alpha = check_unit_interval("alpha", alpha)
+    check_reduction(reduction)
     _check_labels(labels, student_logits, ignore_index)
     mask = mask_from_labels(labels, ignore_index)
-    hard = hard_cross_entropy(student_logits, labels, ignore_index=ignore_index)
-    soft = kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask)
-    return (1.0 - alpha) * hard + alpha * soft
+    hard = hard_cross_entropy(
+        student_logits, labels, ignore_index=ignore_index, reduction=reduction
+    )
+    soft = kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask, reduction=reduction)
+    return alpha_mix(hard, soft, alpha)
 
 
 def logit_mse_loss(
@@ -312,9 +355,9 @@ def logit_mse_loss(
     """
     _check_pair(student_logits, teacher_logits)
     _check_mask(mask, student_logits)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     mse = (student_logits - teacher_logits).pow(2).mean(dim=-1)  # (...)
-    return _reduce(mse, mask, reduction)
+    return reduce_positions(mse, mask, reduction)
 
 
 def generalized_jsd_loss(
@@ -334,10 +377,10 @@ def generalized_jsd_loss(
     (``log 2`` at ``beta=0.5``). Shapes as in :func:`kd_kl_loss`.
     """
     _check_pair(student_logits, teacher_logits)
-    beta = _check_unit("beta", beta)
-    T = _check_T(T)
+    beta = check_unit_interval("beta", beta)
+    T = check_temperature(T)
     _check_mask(mask, student_logits)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
     log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (..., V)
 
@@ -353,4 +396,4 @@ def generalized_jsd_loss(
             torch.stack([log_p_t + math.log(beta), log_p_s + math.log(1.0 - beta)]), dim=0
         )  # (..., V)
         jsd = beta * kl(log_p_t, log_m) + (1.0 - beta) * kl(log_p_s, log_m)
-    return _reduce(jsd, mask, reduction)
+    return reduce_positions(jsd, mask, reduction)

@@ -1,10 +1,12 @@
-"""Fidelity and calibration metrics for classifiers, and the omitted-class bias correction.
+"""Metrics: fidelity and calibration of classifiers, the omitted-class bias correction, and the
+string metrics that score generated text (exact match, ROUGE, BLEU).
 
 Accuracy says how often a student is right; these say how it is right. ``agreement`` is how
 often a student predicts what its teacher predicts (fidelity), ``expected_calibration_error``
 how far its confidence is from its accuracy. ``choose_class_bias`` is Hinton et al.'s (2015,
 §3) repair for a class the student never saw: raise that class's logit by a constant chosen on
-held-out data. Notebook 04 uses all of them.
+held-out data. Notebook 04 uses all of them. ``compute_metric`` scores a seq2seq model's
+outputs against references (notebook 06); its names are :data:`kdkit.config.METRICS`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
+from kdkit.config import METRICS
+
 __all__ = [
     "agreement",
     "class_recall",
@@ -20,6 +24,10 @@ __all__ = [
     "expected_calibration_error",
     "with_class_bias",
     "choose_class_bias",
+    "exact_match",
+    "rouge_scores",
+    "bleu_score",
+    "compute_metric",
 ]
 
 
@@ -151,3 +159,56 @@ def choose_class_bias(
     best = accuracies.max()
     candidates = [b for b, a in zip(grid, accuracies.tolist(), strict=True) if a == best]
     return min(candidates), accuracies
+
+
+# --------------------------------------------------------------------------- generated text
+
+
+def _check_lengths(predictions: Sequence[str], references: Sequence[str]) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references.")
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Percentage of predictions equal to their reference (surrounding whitespace ignored)."""
+    _check_lengths(predictions, references)
+    if not references:
+        return 0.0
+    hits = sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True))
+    return 100.0 * hits / len(references)
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F1 in percent (Lin 2004), with the ``rouge-score`` package (stemming on,
+    as in the summarisation literature)."""
+    from rouge_score import rouge_scorer  # lazily: only summarisation needs it
+
+    _check_lengths(predictions, references)
+    kinds = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(kinds), use_stemmer=True)
+    totals = dict.fromkeys(kinds, 0.0)
+    for p, r in zip(predictions, references, strict=True):
+        scores = scorer.score(r, p)
+        for k in kinds:
+            totals[k] += scores[k].fmeasure
+    n = max(len(references), 1)
+    return {k: 100.0 * v / n for k, v in totals.items()}
+
+
+def bleu_score(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus BLEU (Papineni et al. 2002) with ``sacrebleu``'s standard tokenisation, 0–100."""
+    import sacrebleu  # lazily: only translation-like tasks need it
+
+    _check_lengths(predictions, references)
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def compute_metric(name: str, predictions: Sequence[str], references: Sequence[str]) -> float:
+    """One score in percent; ``name`` is one of :data:`kdkit.config.METRICS`."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose one of {METRICS}.")
+    if name == "exact_match":
+        return exact_match(predictions, references)
+    if name == "bleu":
+        return bleu_score(predictions, references)
+    return rouge_scores(predictions, references)[name]

@@ -1,7 +1,15 @@
 """Plot functions for the notebooks and figures/: each returns a matplotlib Figure.
 
 Nothing here writes files or calls ``plt.show()``; the caller decides (notebooks show,
-``tools/make_figures.py`` saves into figures/).
+``tools/make_figures.py`` saves into figures/). The sections, in order:
+
+- shared helpers: arrays, class axes, colours (also :func:`logit_vector`, :func:`class_labels`)
+- distributions and temperature: one softened distribution, a grid of T, a sweep over T
+- digits and soft labels: images with their labels, spread and similarity of soft labels
+- comparisons across seeds: dots per seed with mean and t interval, paired differences, sweeps
+- attention maps
+- calibration and class bias
+- encoder-decoder pictures (T5)
 """
 
 from __future__ import annotations
@@ -12,28 +20,32 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from kdkit import distributions
 from kdkit.stats import t_interval
 
+ArrayLike = torch.Tensor | np.ndarray | Sequence  # a tensor, an array or (nested) lists of numbers
 
-def _np(x) -> np.ndarray:
+
+# ---------------------------------------------------- shared helpers: arrays, class axes, colours
+
+
+def _np(x: ArrayLike) -> np.ndarray:
     """A tensor or array-like as a float NumPy array (detached, on CPU)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=float)
 
 
-# --------------------------------------------------------- temperature (notebook 02)
-
 _TOP_COLOR = "C1"  # the top (argmax) class: no temperature changes which class it is
 _REST_COLOR = "C0"
-_DEFAULT_TEMPERATURES = tuple(float(2.0**e) for e in np.linspace(-2, 5, 57))  # 0.25 .. 32
+_LABEL_COLOR = "0.25"  # the one-hot label's single bar
 
 
-def _logit_vector(logits, name: str = "logits") -> torch.Tensor:
+def logit_vector(logits: ArrayLike, name: str = "logits") -> torch.Tensor:
     """One finite logit vector ``(V,)`` with V >= 2, as a float tensor."""
     z = torch.as_tensor(logits)
     if not z.is_floating_point():
@@ -48,7 +60,8 @@ def _logit_vector(logits, name: str = "logits") -> torch.Tensor:
     return z
 
 
-def _class_labels(V: int, class_names: Sequence[str] | None) -> list[str]:
+def class_labels(V: int, class_names: Sequence[str] | None) -> list[str]:
+    """Tick labels for ``V`` classes: ``class_names`` checked against ``V``, or ``"0".."V-1"``."""
     if class_names is None:
         return [str(i) for i in range(V)]
     names = [str(c) for c in class_names]
@@ -57,7 +70,8 @@ def _class_labels(V: int, class_names: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _class_axis(ax, names: list[str], label: str = "class") -> None:
+def _class_axis(ax: Axes, names: list[str], label: str = "class") -> None:
+    """Label the x axis with one tick per class name (slanted when the names are long)."""
     x = np.arange(len(names))
     long_names = max(len(n) for n in names) > 3
     ax.set_xticks(
@@ -67,7 +81,20 @@ def _class_axis(ax, names: list[str], label: str = "class") -> None:
     ax.set_xlim(-0.6, len(names) - 0.4)
 
 
-def _temperature_axis(ax) -> None:
+def _bold_tick(ax: Axes, index: int) -> None:
+    """Make the x tick label of class ``index`` bold (the true class)."""
+    labels = ax.get_xticklabels()
+    if 0 <= index < len(labels):
+        labels[index].set_fontweight("bold")
+
+
+# ---------------------------------------------------- distributions and temperature (notebook 02)
+
+_DEFAULT_TEMPERATURES = tuple(float(2.0**e) for e in np.linspace(-2, 5, 57))  # 0.25 .. 32
+
+
+def _temperature_axis(ax: Axes) -> None:
+    """A log2 x axis for T with plain tick labels and a dotted line at T = 1."""
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda t, _: f"{t:g}"))
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
@@ -85,7 +112,7 @@ def _ratio_floor(z: torch.Tensor) -> float:
 
 
 def plot_softened_distribution(
-    logits,
+    logits: ArrayLike,
     T: float = 1.0,
     class_names: Sequence[str] | None = None,
     *,
@@ -98,8 +125,8 @@ def plot_softened_distribution(
     The top class is drawn in orange. :func:`update_softened_distribution` redraws the figure
     in place for another T or logit vector; ``kdkit.widgets.temperature_explorer`` does that.
     """
-    z = _logit_vector(logits)
-    names = _class_labels(z.shape[0], class_names)
+    z = logit_vector(logits)
+    names = class_labels(z.shape[0], class_names)
     x = np.arange(len(names))
     fig, axes = plt.subplots(
         1,
@@ -135,11 +162,11 @@ def plot_softened_distribution(
 
 
 def update_softened_distribution(
-    fig: Figure, logits, T: float, *, title: str | None = None
+    fig: Figure, logits: ArrayLike, T: float, *, title: str | None = None
 ) -> None:
     """Redraw a figure from :func:`plot_softened_distribution` for new ``logits`` ``(V,)``
     and ``T``: bar heights and colours, value labels, the ratio axis' range, the title."""
-    z = _logit_vector(logits)
+    z = logit_vector(logits)
     p = distributions.softened(z, T)  # (V,)
     top = int(z.argmax())
     ax_p = fig.axes[0]
@@ -166,7 +193,7 @@ def update_softened_distribution(
 
 
 def plot_temperature_grid(
-    logits,
+    logits: ArrayLike,
     temperatures: Sequence[float],
     class_names: Sequence[str] | None = None,
     *,
@@ -178,8 +205,8 @@ def plot_temperature_grid(
     The static version of the temperature explorer, for readers without a kernel.
     Shapes: logits ``(V,)``, one axes per entry of ``temperatures``.
     """
-    z = _logit_vector(logits)
-    names = _class_labels(z.shape[0], class_names)
+    z = logit_vector(logits)
+    names = class_labels(z.shape[0], class_names)
     temps = [float(T) for T in temperatures]
     if not temps:
         raise ValueError("temperatures is empty: give at least one T.")
@@ -224,7 +251,7 @@ def plot_temperature_grid(
 
 
 def plot_temperature_sweep(
-    logits,
+    logits: ArrayLike,
     temperatures: Sequence[float] | None = None,
     class_names: Sequence[str] | None = None,
     *,
@@ -235,9 +262,9 @@ def plot_temperature_sweep(
 
     Shapes: logits ``(V,)``. Dashed lines mark the uniform limit (T -> infinity).
     """
-    z = _logit_vector(logits)
+    z = logit_vector(logits)
     V = z.shape[0]
-    names = _class_labels(V, class_names)
+    names = class_labels(V, class_names)
     temps = _DEFAULT_TEMPERATURES if temperatures is None else [float(T) for T in temperatures]
     if not temps:
         raise ValueError("temperatures is empty: give at least one T.")
@@ -286,22 +313,66 @@ def plot_temperature_sweep(
     return fig
 
 
-# --------------------------------------------------- soft vs hard labels (notebook 01)
-
-_LABEL_COLOR = "0.25"  # the one-hot label's single bar
+# ------------------------------------------------------ digits and soft labels (notebooks 01, 05)
 
 
-def _bold_tick(ax, index: int) -> None:
-    """Make the x tick label of class ``index`` bold (the true class)."""
-    labels = ax.get_xticklabels()
-    if 0 <= index < len(labels):
-        labels[index].set_fontweight("bold")
+def _digit_arrays(
+    images: ArrayLike, labels: ArrayLike, probs: ArrayLike, side: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images ``(N, side, side)``, labels ``(N,)`` as ints and probs ``(N, V)``, checked."""
+    imgs, y, p = _np(images), _np(labels).astype(int), _np(probs)
+    if p.ndim != 2 or imgs.shape[0] != p.shape[0] or y.shape != (p.shape[0],):
+        raise ValueError(
+            f"need images (N, ...), labels (N,) and probs (N, V) with the same N, got shapes "
+            f"{imgs.shape}, {y.shape} and {p.shape}."
+        )
+    return imgs.reshape(p.shape[0], side, side), y, p  # (N, side*side) -> (N, side, side)
+
+
+def _digit_row(
+    axes: np.ndarray,
+    image: np.ndarray,
+    label: int,
+    p: np.ndarray,
+    names: list[str],
+    log_floor: float | None,
+) -> None:
+    """One row of :func:`plot_digits_with_probs`: image ``(side, side)``, one-hot bars, the
+    probabilities ``p`` ``(V,)`` as bars and, when ``log_floor`` is given, again on a log axis."""
+    V = p.shape[0]
+    x = np.arange(V)
+    top = int(p.argmax())
+    colors = [_TOP_COLOR if i == top else _REST_COLOR for i in range(V)]
+    ax_img, ax_label, ax_p = axes[:3]
+    ax_img.imshow(image, cmap="gray_r", interpolation="nearest")
+    ax_img.set_xticks([])
+    ax_img.set_yticks([])
+    ax_img.set_title(
+        f"label {names[label]}, teacher {names[top]}",
+        fontsize=9,
+        color="black" if top == label else "C3",
+    )
+    ax_label.bar(x, np.eye(V)[label], width=0.7, color=_LABEL_COLOR)
+    ax_p.bar(x, p, width=0.7, color=colors)
+    H = float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
+    ax_p.text(0.98, 0.93, f"H = {H:.2f} nats", transform=ax_p.transAxes, ha="right", va="top",
+              fontsize=8)
+    for ax in (ax_label, ax_p):
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    if log_floor is not None:
+        ax_log = axes[3]
+        ax_log.bar(x, np.clip(p, log_floor, None), width=0.7, color=colors)
+        ax_log.set_yscale("log")
+        ax_log.set_ylim(log_floor, 1.5)
+        ax_log.minorticks_off()
+        ax_log.grid(axis="y", alpha=0.3)
 
 
 def plot_digits_with_probs(
-    images,
-    labels,
-    probs,
+    images: ArrayLike,
+    labels: ArrayLike,
+    probs: ArrayLike,
     class_names: Sequence[str] | None = None,
     *,
     side: int = 8,
@@ -317,17 +388,9 @@ def plot_digits_with_probs(
     red where the top class is wrong. The log panels start at ``log_floor`` (default: a
     decade below the smallest probability, at least 1e-12); smaller values sit at the floor.
     """
-    imgs = _np(images)
-    y = _np(labels).astype(int)
-    p = _np(probs)
-    if p.ndim != 2 or imgs.shape[0] != p.shape[0] or y.shape != (p.shape[0],):
-        raise ValueError(
-            f"need images (N, ...), labels (N,) and probs (N, V) with the same N, got shapes "
-            f"{imgs.shape}, {y.shape} and {p.shape}."
-        )
+    imgs, y, p = _digit_arrays(images, labels, probs, side)
     n, V = p.shape
-    names = _class_labels(V, class_names)
-    imgs = imgs.reshape(n, side, side)
+    names = class_labels(V, class_names)
     if log_floor is None:
         smallest = max(float(p.min()), 1e-12)
         log_floor = 10.0 ** (math.floor(math.log10(smallest)) - 1) if smallest < 0.1 else 1e-2
@@ -340,42 +403,8 @@ def plot_digits_with_probs(
         layout="constrained",
         gridspec_kw={"width_ratios": [0.55] + [1.0] * (ncols - 1)},
     )
-    x = np.arange(V)
     for r in range(n):
-        top = int(p[r].argmax())
-        colors = [_TOP_COLOR if i == top else _REST_COLOR for i in range(V)]
-        ax_img, ax_label, ax_p = axes[r, :3]
-        ax_img.imshow(imgs[r], cmap="gray_r", interpolation="nearest")
-        ax_img.set_xticks([])
-        ax_img.set_yticks([])
-        ax_img.set_title(
-            f"label {names[y[r]]}, teacher {names[top]}",
-            fontsize=9,
-            color="black" if top == y[r] else "C3",
-        )
-
-        ax_label.bar(x, np.eye(V)[y[r]], width=0.7, color=_LABEL_COLOR)
-        ax_p.bar(x, p[r], width=0.7, color=colors)
-        H = float(-(p[r] * np.log(np.clip(p[r], 1e-300, None))).sum())
-        ax_p.text(
-            0.98,
-            0.93,
-            f"H = {H:.2f} nats",
-            transform=ax_p.transAxes,
-            ha="right",
-            va="top",
-            fontsize=8,
-        )
-        for ax in (ax_label, ax_p):
-            ax.set_ylim(0, 1.05)
-            ax.grid(axis="y", alpha=0.3)
-        if log_scale:
-            ax_log = axes[r, 3]
-            ax_log.bar(x, np.clip(p[r], log_floor, None), width=0.7, color=colors)
-            ax_log.set_yscale("log")
-            ax_log.set_ylim(log_floor, 1.5)
-            ax_log.minorticks_off()
-            ax_log.grid(axis="y", alpha=0.3)
+        _digit_row(axes[r], imgs[r], int(y[r]), p[r], names, log_floor if log_scale else None)
         for ax in axes[r, 1:]:
             _class_axis(ax, names, label="class" if r == n - 1 else "")
             _bold_tick(ax, y[r])
@@ -460,7 +489,7 @@ def plot_soft_label_spread(
 
 
 def plot_class_similarity(
-    matrix,
+    matrix: ArrayLike,
     class_names: Sequence[str] | None = None,
     *,
     hide_diagonal: bool = True,
@@ -476,7 +505,7 @@ def plot_class_similarity(
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"matrix must be square (V, V), got shape {S.shape}.")
     V = S.shape[0]
-    names = _class_labels(V, class_names)
+    names = class_labels(V, class_names)
     off = ~np.eye(V, dtype=bool)
     shown = np.where(off, S, np.nan) if hide_diagonal else S
     fig, ax = plt.subplots(figsize=(7.4, 6.2), layout="constrained")
@@ -526,7 +555,7 @@ def plot_target_gradients(
         raise ValueError("targets and gradients need the same, non-empty keys in the same order.")
     series = [(_np(targets[k]), -_np(gradients[k])) for k in targets]
     V = series[0][0].shape[0]
-    names = _class_labels(V, class_names)
+    names = class_labels(V, class_names)
     fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
     x = np.arange(V)
     width = 0.8 / len(series)
@@ -551,6 +580,46 @@ def plot_target_gradients(
     return fig
 
 
+# ------------------------------- comparisons across seeds, paired differences, sweeps (01, 04-06)
+
+
+def _seed_rows(
+    ax: Axes,
+    rows: dict[str, np.ndarray],
+    colors: Sequence[str],
+    *,
+    confidence: float | None,
+    label: str,
+    color_labels: bool = False,
+) -> None:
+    """One row per entry of ``rows`` (the first on top): a dot per seed, a diamond at the mean
+    and, unless ``confidence`` is None, the mean's Student-t interval as an error bar.
+
+    ``rows`` maps a row's name to its per-seed values ``(n_seeds,)``; ``colors`` has one colour
+    per row. ``label`` is printed above the diamond, formatted with the row's ``mean`` and, with
+    an interval, ``half``, ``low`` and ``high`` (e.g. ``"{mean:.3f} ± {half:.3f}"``);
+    ``color_labels`` prints it in the row's colour. Every seed comparison in this module draws
+    its rows here.
+    """
+    y = np.arange(len(rows))[::-1]  # first row on top
+    for yi, values, color in zip(y, rows.values(), colors, strict=True):
+        seeds = _np(values).ravel()  # (n_seeds,)
+        numbers = {"mean": float(seeds.mean())}
+        if confidence is not None:
+            mean, half = t_interval(seeds, confidence)
+            numbers = {"mean": mean, "half": half, "low": mean - half, "high": mean + half}
+        mean = numbers["mean"]
+        ax.plot(seeds, np.full(seeds.shape, yi - 0.22), "o", color=color, ms=5, alpha=0.7,
+                mec="white", mew=0.5)
+        ax.errorbar(mean, yi, xerr=numbers.get("half"), fmt="D", color=color, ms=7, capsize=4,
+                    lw=1.5)
+        ax.text(mean, yi + 0.18, label.format(**numbers), ha="center", va="bottom", fontsize=8,
+                color=color if color_labels else "black")
+    ax.set_yticks(y, list(rows))
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.grid(axis="x", alpha=0.3)
+
+
 def plot_accuracy_comparison(
     accuracies: dict,
     *,
@@ -558,7 +627,7 @@ def plot_accuracy_comparison(
     xlabel: str = "test accuracy",
     title: str | None = None,
 ) -> Figure:
-    """One row per setting: a dot per run (seed) and a bar-shaped tick at the runs' mean.
+    """One row per setting: a dot per run (seed) and a diamond at the runs' mean.
 
     ``accuracies`` maps a setting's name to its runs' accuracies; ``reference`` maps a name
     (e.g. "teacher") to a value drawn as a dashed vertical line. No bars from zero: the
@@ -566,26 +635,17 @@ def plot_accuracy_comparison(
     """
     if not accuracies:
         raise ValueError("accuracies is empty.")
-    names = list(accuracies)
-    runs = [_np(accuracies[k]).ravel() for k in names]
-    fig, ax = plt.subplots(figsize=(9, 0.7 * len(names) + 1.5), layout="constrained")
-    y = np.arange(len(names))[::-1]  # first setting on top
-    for k, (yi, r) in enumerate(zip(y, runs, strict=True)):
-        color = f"C{k}"
-        mean = float(r.mean())
-        ax.plot([mean, mean], [yi - 0.28, yi + 0.28], color=color, lw=3, solid_capstyle="butt")
-        ax.plot(r, np.full(r.shape, yi), "o", color=color, ms=6, alpha=0.8, mec="white")
-        ax.text(mean, yi + 0.32, f"mean {mean:.3f}", va="bottom", ha="center", fontsize=8)
+    runs = {k: _np(v).ravel() for k, v in accuracies.items()}  # name -> (n_runs,)
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(runs) + 1.5), layout="constrained")
+    colors = [f"C{k}" for k in range(len(runs))]
+    _seed_rows(ax, runs, colors, confidence=None, label="mean {mean:.3f}")
     refs = dict(reference or {})
     for k, (name, value) in enumerate(refs.items()):
         ax.axvline(value, color=f"C{7 + k}", ls="--", lw=1.2, label=f"{name} ({value:.3f})")
-    values = np.concatenate(runs + [np.asarray(list(refs.values()), dtype=float)])
+    values = np.concatenate([*runs.values(), np.asarray(list(refs.values()), dtype=float)])
     span = max(float(values.max() - values.min()), 0.02)
     ax.set_xlim(values.min() - 0.15 * span, min(1.0, values.max() + 0.15 * span))
-    ax.set_ylim(-0.6, len(names) - 0.2)
-    ax.set_yticks(y, names)
     ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
     if refs:
         ax.legend(fontsize=8, loc="lower right")
     if title:
@@ -593,7 +653,150 @@ def plot_accuracy_comparison(
     return fig
 
 
-# ------------------------------------------------ text and feature distillation (notebook 05)
+def plot_variant_comparison(
+    accuracies: dict,
+    baseline: str,
+    *,
+    reference: dict | None = None,
+    confidence: float = 0.95,
+    title: str | None = None,
+    xlabel: str = "test accuracy",
+    diff_xlabel: str | None = None,
+    digits: int = 3,
+) -> Figure:
+    """Seeds and intervals for several training variants, absolute and paired.
+
+    ``accuracies`` maps a variant's name to its per-seed accuracies (all variants run on the
+    same seeds, in the same order). Left: a dot per seed, the mean and its t interval.
+    Right: per seed, each variant minus ``baseline`` (the same seed's run), with the mean
+    difference and its t interval; an interval clear of 0 is a difference the seeds support.
+    ``reference`` maps a name (e.g. "teacher") to a value drawn as a dashed line on the left.
+    ``xlabel``/``diff_xlabel`` label the two x axes; labels print ``digits`` decimals.
+    """
+    if baseline not in accuracies:
+        raise ValueError(f"baseline {baseline!r} is not one of {list(accuracies)}.")
+    names = list(accuracies)
+    runs = {k: _np(v).ravel() for k, v in accuracies.items()}  # name -> (n_seeds,)
+    if any(r.size != runs[baseline].size for r in runs.values()):
+        raise ValueError("every variant needs one value per seed, the same seeds for all.")
+    # per seed, each other variant minus the baseline: name -> (n_seeds,)
+    diffs = {k: runs[k] - runs[baseline] for k in names if k != baseline}
+    fig, (ax_a, ax_d) = plt.subplots(
+        1,
+        2,
+        figsize=(13, 0.55 * len(names) + 2.0),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.1, 1.0]},
+    )
+    pct = int(round(100 * confidence))
+    half = f"{{half:.{digits}f}}"  # a format for _seed_rows' labels: "0.812 ± 0.034"
+    _seed_rows(ax_a, runs, [f"C{k}" for k in range(len(names))], confidence=confidence,
+               label=f"{{mean:.{digits}f}} ± {half}")
+    for j, (name, ref) in enumerate((reference or {}).items()):
+        ax_a.axvline(ref, color=f"C{7 + j}", ls="--", lw=1.2, label=f"{name} ({ref:.{digits}f})")
+    ax_a.set_xlabel(xlabel)
+    ax_a.set_title(f"per seed (dots), mean ± {pct}% t interval", fontsize=11)
+    if reference:
+        ax_a.legend(fontsize=8, loc="lower right")
+    _seed_rows(ax_d, diffs, [f"C{names.index(k)}" for k in diffs], confidence=confidence,
+               label=f"{{mean:+.{digits}f}} ± {half}")
+    ax_d.axvline(0.0, color="0.3", lw=1)
+    ax_d.set_xlabel(diff_xlabel or f"accuracy − {baseline} (same seed)")
+    ax_d.set_title(f"paired difference vs {baseline}, mean ± {pct}% t interval", fontsize=11)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def plot_paired_differences(
+    diffs: dict,
+    *,
+    xlabel: str = "difference in test error (points), same seed",
+    title: str | None = None,
+) -> Figure:
+    """One row per comparison ``a − b``: a dot per seed, the mean and its confidence interval.
+
+    ``diffs`` maps a label to a :class:`kdkit.stats.PairedDifference`. Lower is better: an
+    interval entirely left of 0 is drawn green (a measurable gain), entirely right of 0 red,
+    across 0 grey (no measurable difference at this number of seeds).
+    """
+    if not diffs:
+        raise ValueError("diffs is empty.")
+    fig, ax = plt.subplots(figsize=(9.5, 0.75 * len(diffs) + 1.6), layout="constrained")
+    colors = [
+        "tab:green" if d.high < 0 else "tab:red" if d.low > 0 else "0.45" for d in diffs.values()
+    ]
+    confidence = next(iter(diffs.values())).confidence
+    if any(d.confidence != confidence for d in diffs.values()):
+        raise ValueError("all paired differences need the same confidence level.")
+    # the same Student-t interval as kdkit.stats.paired_difference_ci, from the per-seed values
+    seeds = {name: np.asarray(d.differences) for name, d in diffs.items()}  # name -> (n_seeds,)
+    _seed_rows(ax, seeds, colors, confidence=confidence, color_labels=True,
+               label="{mean:+.2f}  [{low:+.2f}, {high:+.2f}]")
+    ax.axvline(0.0, color="k", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(
+        (title + "\n" if title else "")
+        + f"dots: seeds · diamond: mean with {100 * confidence:g}% t interval"
+        + " · left of 0: first one better",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_sweep_heatmap(
+    grids: dict,
+    T_values: Sequence[float],
+    alphas: Sequence[float],
+    *,
+    best: tuple[int, int] | None = None,
+    higher_is_better: Sequence[str] = (),
+    title: str | None = None,
+) -> Figure:
+    """T × α grids side by side (rows: temperatures, columns: α), each cell annotated.
+
+    ``grids`` maps a panel's label (e.g. "validation error (%)") to an array of shape
+    ``(len(T_values), len(alphas))``. Darker is better: low values, or high ones for the
+    labels in ``higher_is_better``. ``best`` = ``(row, column)`` of the chosen cell, outlined.
+    """
+    if not grids:
+        raise ValueError("grids is empty.")
+    fig, axes = plt.subplots(
+        1, len(grids), figsize=(5.2 * len(grids) + 0.6, 0.8 * len(T_values) + 1.9),
+        layout="constrained", squeeze=False,
+    )
+    for ax, (label, values) in zip(axes[0], grids.items(), strict=True):
+        v = _np(values)
+        if v.shape != (len(T_values), len(alphas)):
+            raise ValueError(
+                f"{label!r} must have shape ({len(T_values)}, {len(alphas)}) for "
+                f"{len(T_values)} temperatures × {len(alphas)} alphas, got {v.shape}."
+            )
+        cmap = "viridis_r" if label in higher_is_better else "viridis"
+        image = ax.imshow(v, cmap=cmap, aspect="auto")
+        # white text on the dark (better) half of the colour scale
+        sign = -1.0 if label in higher_is_better else 1.0
+        middle = sign * (np.nanmin(v) + np.nanmax(v)) / 2
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                color = "white" if sign * v[i, j] < middle else "black"
+                ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=11, color=color)
+        if best is not None:
+            ax.add_patch(
+                plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, ec="r", lw=3)
+            )
+        ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+        ax.set_yticks(range(len(T_values)), [f"{t:g}" for t in T_values])
+        ax.set_xlabel("α (weight of the soft-target term)")
+        ax.set_ylabel("temperature T")
+        ax.set_title(label, fontsize=11)
+        fig.colorbar(image, ax=ax, shrink=0.9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+# ------------------------------------------------------------------------ attention (notebook 05)
 
 
 def plot_attention_maps(
@@ -658,176 +861,7 @@ def plot_attention_maps(
     return fig
 
 
-def plot_variant_comparison(
-    accuracies: dict,
-    baseline: str,
-    *,
-    reference: dict | None = None,
-    confidence: float = 0.95,
-    title: str | None = None,
-    xlabel: str = "test accuracy",
-    diff_xlabel: str | None = None,
-    digits: int = 3,
-) -> Figure:
-    """Seeds and intervals for several training variants, absolute and paired.
-
-    ``accuracies`` maps a variant's name to its per-seed accuracies (all variants run on the
-    same seeds, in the same order). Left: a dot per seed, the mean and its t interval.
-    Right: per seed, each variant minus ``baseline`` (the same seed's run), with the mean
-    difference and its t interval; an interval clear of 0 is a difference the seeds support.
-    ``reference`` maps a name (e.g. "teacher") to a value drawn as a dashed line on the left.
-    ``xlabel``/``diff_xlabel`` label the two x axes; labels print ``digits`` decimals.
-    """
-    if baseline not in accuracies:
-        raise ValueError(f"baseline {baseline!r} is not one of {list(accuracies)}.")
-    names = list(accuracies)
-    runs = {k: _np(v).ravel() for k, v in accuracies.items()}
-    n = runs[baseline].size
-    if any(r.size != n for r in runs.values()):
-        raise ValueError("every variant needs one value per seed, the same seeds for all.")
-    others = [k for k in names if k != baseline]
-    fig, (ax_a, ax_d) = plt.subplots(
-        1,
-        2,
-        figsize=(13, 0.55 * len(names) + 2.0),
-        layout="constrained",
-        gridspec_kw={"width_ratios": [1.1, 1.0]},
-    )
-    pct = int(round(100 * confidence))
-    y = np.arange(len(names))[::-1]  # first variant on top
-    for k, (yi, name) in enumerate(zip(y, names, strict=True)):
-        mean, half = t_interval(runs[name], confidence)
-        ax_a.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
-        ax_a.plot(runs[name], np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
-        label = f"{mean:.{digits}f} ± {half:.{digits}f}"
-        ax_a.text(mean, yi + 0.18, label, ha="center", va="bottom", fontsize=8)
-    for j, (name, value) in enumerate((reference or {}).items()):
-        label = f"{name} ({value:.{digits}f})"
-        ax_a.axvline(value, color=f"C{7 + j}", ls="--", lw=1.2, label=label)
-    ax_a.set_yticks(y, names)
-    ax_a.set_ylim(-0.7, len(names) - 0.3)
-    ax_a.set_xlabel(xlabel)
-    ax_a.set_title(f"per seed (dots), mean ± {pct}% t interval", fontsize=11)
-    if reference:
-        ax_a.legend(fontsize=8, loc="lower right")
-    y_d = np.arange(len(others))[::-1]
-    for yi, name in zip(y_d, others, strict=True):
-        k = names.index(name)
-        diff = runs[name] - runs[baseline]
-        mean, half = t_interval(diff, confidence)
-        ax_d.errorbar(mean, yi, xerr=half, fmt="D", color=f"C{k}", ms=7, capsize=4, lw=1.5)
-        ax_d.plot(diff, np.full(n, yi - 0.22), "o", color=f"C{k}", ms=4, alpha=0.7)
-        label = f"{mean:+.{digits}f} ± {half:.{digits}f}"
-        ax_d.text(mean, yi + 0.18, label, ha="center", va="bottom", fontsize=8)
-    ax_d.axvline(0.0, color="0.3", lw=1)
-    ax_d.set_yticks(y_d, others)
-    ax_d.set_ylim(-0.7, len(others) - 0.3)
-    ax_d.set_xlabel(diff_xlabel or f"accuracy − {baseline} (same seed)")
-    ax_d.set_title(f"paired difference vs {baseline}, mean ± {pct}% t interval", fontsize=11)
-    for ax in (ax_a, ax_d):
-        ax.grid(axis="x", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=12)
-    return fig
-
-
-# --------------------------------------------------------- distilling a classifier (notebook 04)
-
-
-def plot_paired_differences(
-    diffs: dict,
-    *,
-    xlabel: str = "difference in test error (points), same seed",
-    title: str | None = None,
-) -> Figure:
-    """One row per comparison ``a − b``: a dot per seed, the mean and its confidence interval.
-
-    ``diffs`` maps a label to a :class:`kdkit.stats.PairedDifference`. Lower is better: an
-    interval entirely left of 0 is drawn green (a measurable gain), entirely right of 0 red,
-    across 0 grey (no measurable difference at this number of seeds).
-    """
-    if not diffs:
-        raise ValueError("diffs is empty.")
-    names = list(diffs)
-    fig, ax = plt.subplots(figsize=(9.5, 0.75 * len(names) + 1.6), layout="constrained")
-    y = np.arange(len(names))[::-1]  # first comparison on top
-    for yi, name in zip(y, names, strict=True):
-        d = diffs[name]
-        color = "tab:green" if d.high < 0 else "tab:red" if d.low > 0 else "0.45"
-        seeds = np.asarray(d.differences)
-        ax.plot(seeds, np.full(seeds.shape, yi - 0.2), "o", color=color, ms=5, alpha=0.6)
-        ax.errorbar(
-            d.mean, yi + 0.05, xerr=[[d.mean - d.low], [d.high - d.mean]],
-            fmt="D", color=color, ms=7, capsize=5, lw=2,
-        )
-        ax.text(
-            d.mean, yi + 0.2, f"{d.mean:+.2f}  [{d.low:+.2f}, {d.high:+.2f}]",
-            ha="center", va="bottom", fontsize=9, color=color,
-        )
-    ax.axvline(0.0, color="k", lw=1)
-    ax.set_yticks(y, names)
-    ax.set_ylim(-0.7, len(names) - 0.25)
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
-    pct = f"{100 * next(iter(diffs.values())).confidence:g}%"
-    ax.set_title(
-        (title + "\n" if title else "")
-        + f"dots: seeds · diamond: mean with {pct} t interval · left of 0: first one better",
-        fontsize=10,
-    )
-    return fig
-
-
-def plot_sweep_heatmap(
-    grids: dict,
-    T_values: Sequence[float],
-    alphas: Sequence[float],
-    *,
-    best: tuple[int, int] | None = None,
-    higher_is_better: Sequence[str] = (),
-    title: str | None = None,
-) -> Figure:
-    """T × α grids side by side (rows: temperatures, columns: α), each cell annotated.
-
-    ``grids`` maps a panel's label (e.g. "validation error (%)") to an array of shape
-    ``(len(T_values), len(alphas))``. Darker is better: low values, or high ones for the
-    labels in ``higher_is_better``. ``best`` = ``(row, column)`` of the chosen cell, outlined.
-    """
-    if not grids:
-        raise ValueError("grids is empty.")
-    fig, axes = plt.subplots(
-        1, len(grids), figsize=(5.2 * len(grids) + 0.6, 0.8 * len(T_values) + 1.9),
-        layout="constrained", squeeze=False,
-    )
-    for ax, (label, values) in zip(axes[0], grids.items(), strict=True):
-        v = _np(values)
-        if v.shape != (len(T_values), len(alphas)):
-            raise ValueError(
-                f"{label!r} must have shape ({len(T_values)}, {len(alphas)}) for "
-                f"{len(T_values)} temperatures × {len(alphas)} alphas, got {v.shape}."
-            )
-        cmap = "viridis_r" if label in higher_is_better else "viridis"
-        image = ax.imshow(v, cmap=cmap, aspect="auto")
-        # white text on the dark (better) half of the colour scale
-        sign = -1.0 if label in higher_is_better else 1.0
-        middle = sign * (np.nanmin(v) + np.nanmax(v)) / 2
-        for i in range(v.shape[0]):
-            for j in range(v.shape[1]):
-                color = "white" if sign * v[i, j] < middle else "black"
-                ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=11, color=color)
-        if best is not None:
-            ax.add_patch(
-                plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, ec="r", lw=3)
-            )
-        ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-        ax.set_yticks(range(len(T_values)), [f"{t:g}" for t in T_values])
-        ax.set_xlabel("α (weight of the soft-target term)")
-        ax.set_ylabel("temperature T")
-        ax.set_title(label, fontsize=11)
-        fig.colorbar(image, ax=ax, shrink=0.9)
-    if title:
-        fig.suptitle(title, fontsize=12)
-    return fig
+# ------------------------------------------------------- calibration and class bias (notebook 04)
 
 
 def plot_reliability_diagram(
@@ -924,10 +958,11 @@ def plot_class_bias_correction(
     return fig
 
 
-# ------------------------------------------------------------------ T5 distillation (notebook 06)
+# ----------------------------------------------------- encoder-decoder pictures (T5, notebook 06)
 
 
-def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str, **kw) -> None:
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, color: str, **kw) -> None:
+    """A rounded box at ``(x, y)`` of size ``w`` × ``h`` with ``text`` in its middle."""
     from matplotlib.patches import FancyBboxPatch
 
     ax.add_patch(
@@ -938,7 +973,10 @@ def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str, **kw
     ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", **kw)
 
 
-def _arrow(ax, xy_from, xy_to, color: str = "0.3", **kw) -> None:
+def _arrow(
+    ax: Axes, xy_from: tuple[float, float], xy_to: tuple[float, float], color: str = "0.3", **kw
+) -> None:
+    """An arrow from ``xy_from`` to ``xy_to`` in data coordinates."""
     from matplotlib.patches import FancyArrowPatch
 
     ax.add_patch(
@@ -946,6 +984,56 @@ def _arrow(ax, xy_from, xy_to, color: str = "0.3", **kw) -> None:
             xy_from, xy_to, arrowstyle="-|>", mutation_scale=10, color=color, lw=1.1, **kw
         )
     )
+
+
+def _draw_encoder(ax: Axes, src: list[str], cell: float) -> None:
+    """Source tokens in, one stack of blocks, one hidden state per source token out."""
+    width = len(src) * cell
+    for i, tok in enumerate(src):
+        _box(ax, i * cell + 0.04, 0.0, cell - 0.08, 0.6, tok, "#e8eef7", fontsize=8)
+        _arrow(ax, (i * cell + cell / 2, 0.62), (i * cell + cell / 2, 1.15))
+    _box(ax, 0.0, 1.2, width, 1.4, "encoder blocks\nself-attention over the whole source",
+         "#c9d9f0", fontsize=10)
+    for i in range(len(src)):
+        _box(ax, i * cell + 0.12, 2.95, cell - 0.24, 0.4, "", "#9fbce6")
+        _arrow(ax, (i * cell + cell / 2, 2.62), (i * cell + cell / 2, 2.93))
+    ax.text(width / 2, 3.5, "encoder states (one per source token)", ha="center", fontsize=9)
+    ax.text(width / 2, -0.55, "source tokens", ha="center", fontsize=9)
+
+
+def _draw_decoder(
+    ax: Axes, tgt: list[str], x0: float, cell: float, step_probs: Sequence[float] | None
+) -> None:
+    """From ``x0`` on: ``<pad>`` + the target shifted right in, one distribution per step out,
+    each a bar filled to ``step_probs[t]`` (full without ``step_probs``)."""
+    width = len(tgt) * cell
+    for i, tok in enumerate(["<pad>", *tgt[:-1]]):  # the decoder's inputs
+        x = x0 + i * cell
+        _box(ax, x + 0.04, 0.0, cell - 0.08, 0.6, tok, "#f6ebdc", fontsize=8)
+        _arrow(ax, (x + cell / 2, 0.62), (x + cell / 2, 1.15))
+    _box(ax, x0, 1.2, width, 1.4, "decoder blocks\ncausal self-attention + cross-attention",
+         "#f0d6b3", fontsize=10)
+    for i, tok in enumerate(tgt):
+        x = x0 + i * cell
+        _arrow(ax, (x + cell / 2, 2.62), (x + cell / 2, 2.93))
+        height = 1.0 if step_probs is None else float(step_probs[i])
+        ax.add_patch(
+            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2, fc="white", ec="0.5", lw=0.8)
+        )
+        ax.add_patch(
+            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2 * height, fc="C1", alpha=0.8, lw=0)
+        )
+        ax.text(x + cell / 2, 4.35, tok, ha="center", fontsize=9, weight="bold")
+    ax.text(
+        x0 + width / 2,
+        4.95,
+        "one distribution over the vocabulary per step: p(y_t | y_<t, x)\n"
+        "token-level KD: KL(p_teacher ‖ p_student) at every step",
+        ha="center",
+        fontsize=9,
+    )
+    ax.text(x0 + width / 2, -0.55, "decoder input: the target shifted right (teacher forcing)",
+            ha="center", fontsize=9)
 
 
 def plot_encoder_decoder(
@@ -967,84 +1055,19 @@ def plot_encoder_decoder(
         raise ValueError("source_tokens and target_tokens must be non-empty.")
     if step_probs is not None and len(step_probs) != len(tgt):
         raise ValueError(f"step_probs needs one value per target token ({len(tgt)}).")
-    n_src, n_tgt = len(src), len(tgt)
-    cell = 0.62
-    gap = 1.4
-    width_src, width_tgt = n_src * cell, n_tgt * cell
+    cell, gap = 0.62, 1.4  # a token's width; the space between encoder and decoder
+    width_src = len(src) * cell
     x_dec = width_src + gap
-    fig, ax = plt.subplots(figsize=(max(10.0, 0.62 * (n_src + n_tgt) + 2.5), 5.6))
-    ax.set_xlim(-0.4, x_dec + width_tgt + 0.4)
+    fig, ax = plt.subplots(figsize=(max(10.0, 0.62 * (len(src) + len(tgt)) + 2.5), 5.6))
+    ax.set_xlim(-0.4, x_dec + len(tgt) * cell + 0.4)
     ax.set_ylim(-0.9, 5.6)
     ax.axis("off")
-    # encoder: source tokens in, one stack of blocks, one hidden state per source token out
-    for i, tok in enumerate(src):
-        _box(ax, i * cell + 0.04, 0.0, cell - 0.08, 0.6, tok, "#e8eef7", fontsize=8)
-        _arrow(ax, (i * cell + cell / 2, 0.62), (i * cell + cell / 2, 1.15))
-    _box(
-        ax,
-        0.0,
-        1.2,
-        width_src,
-        1.4,
-        "encoder blocks\nself-attention over the whole source",
-        "#c9d9f0",
-        fontsize=10,
-    )
-    for i in range(n_src):
-        _box(ax, i * cell + 0.12, 2.95, cell - 0.24, 0.4, "", "#9fbce6")
-        _arrow(ax, (i * cell + cell / 2, 2.62), (i * cell + cell / 2, 2.93))
-    ax.text(width_src / 2, 3.5, "encoder states (one per source token)", ha="center", fontsize=9)
-    # decoder: <pad> + target shifted right in, one distribution per step out
-    inputs = ["<pad>", *tgt[:-1]]
-    for i, tok in enumerate(inputs):
-        x = x_dec + i * cell
-        _box(ax, x + 0.04, 0.0, cell - 0.08, 0.6, tok, "#f6ebdc", fontsize=8)
-        _arrow(ax, (x + cell / 2, 0.62), (x + cell / 2, 1.15))
-    _box(
-        ax,
-        x_dec,
-        1.2,
-        width_tgt,
-        1.4,
-        "decoder blocks\ncausal self-attention + cross-attention",
-        "#f0d6b3",
-        fontsize=10,
-    )
-    _arrow(
-        ax,
-        (width_src + 0.05, 3.15),
-        (x_dec + 0.1, 2.2),
-        color="C0",
-        connectionstyle="arc3,rad=-0.25",
-    )
+    _draw_encoder(ax, src, cell)
+    _draw_decoder(ax, tgt, x_dec, cell, step_probs)
+    # cross-attention: the decoder reads the encoder states
+    _arrow(ax, (width_src + 0.05, 3.15), (x_dec + 0.1, 2.2), color="C0",
+           connectionstyle="arc3,rad=-0.25")
     ax.text(width_src + gap / 2, 3.3, "cross-\nattention", ha="center", fontsize=8, color="C0")
-    for i, tok in enumerate(tgt):
-        x = x_dec + i * cell
-        _arrow(ax, (x + cell / 2, 2.62), (x + cell / 2, 2.93))
-        height = 1.0 if step_probs is None else float(step_probs[i])
-        ax.add_patch(
-            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2, fc="white", ec="0.5", lw=0.8)
-        )
-        ax.add_patch(
-            plt.Rectangle((x + 0.14, 2.95), cell - 0.28, 1.2 * height, fc="C1", alpha=0.8, lw=0)
-        )
-        ax.text(x + cell / 2, 4.35, tok, ha="center", fontsize=9, weight="bold")
-    ax.text(
-        x_dec + width_tgt / 2,
-        4.95,
-        "one distribution over the vocabulary per step: p(y_t | y_<t, x)\n"
-        "token-level KD: KL(p_teacher ‖ p_student) at every step",
-        ha="center",
-        fontsize=9,
-    )
-    ax.text(
-        x_dec + width_tgt / 2,
-        -0.55,
-        "decoder input: the target shifted right (teacher forcing)",
-        ha="center",
-        fontsize=9,
-    )
-    ax.text(width_src / 2, -0.55, "source tokens", ha="center", fontsize=9)
     ax.set_title(
         "T5: an encoder reads the source, a decoder writes the target one token at a time",
         fontsize=12,

@@ -1,36 +1,58 @@
-"""Explicit training loops for classifiers: train, distil, evaluate.
+"""Explicit training loops for classifiers: train, distil, evaluate (Parts I–II).
 
 Each loop fits on one screen, returns a history dict, shows a ``tqdm.auto`` progress bar and
 draws all randomness (shuffling, jitter, dropout) from torch's global RNG, so that
 :func:`kdkit.set_seed` makes a run repeatable.
+
+Two kinds of "no label", named apart: :data:`NO_LABEL` marks a *transfer example* — an input
+the student has no label for but still learns from through the teacher's soft targets (the
+KD term counts it, the CE term does not) — while ``ignore_index`` in :mod:`kdkit.losses` marks
+*padding*, which counts in neither term.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import random
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from kdkit.data import EncodedText, jitter_images
+from kdkit.data.digits import jitter_images
+from kdkit.data.tickets import EncodedText
 from kdkit.features import (
     HiddenStateLoss,
     check_layer_mapping,
     layer_mapping,
     mapped_attention_loss,
 )
-from kdkit.losses import hard_cross_entropy, kd_kl_loss
+from kdkit.losses import (
+    alpha_mix,
+    check_temperature,
+    check_unit_interval,
+    hard_cross_entropy,
+    kd_kl_loss,
+)
 from kdkit.models import TransformerClassifier
+from kdkit.schedules import warmup_decay_scheduler
 
-__all__ = ["train_classifier", "distill_classifier", "predict_logits", "evaluate"]
+__all__ = [
+    "NO_LABEL",
+    "train_classifier",
+    "distill_classifier",
+    "predict_logits",
+    "evaluate",
+    "train_text_classifier",
+    "distill_text_classifier",
+    "predict_text_logits",
+    "evaluate_text",
+    "PrecomputedTeacher",
+]
+
+NO_LABEL = -100  # a transfer example: soft targets only (KD term yes, CE term no)
 
 
 def _check_data(X: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -103,18 +125,19 @@ def distill_classifier(
 ) -> dict[str, list[float]]:
     """Train ``student`` on ``(1 − alpha)·CE(labels) + alpha·T²·KL(teacher ‖ student)``.
 
-    Shapes: X ``(N, F)``, y ``(N,)`` or None. Labels equal to -100 (or ``y=None``, which
-    requires ``alpha=1``) mark transfer examples without a label: only the teacher's soft
-    targets train on them. The teacher runs in ``eval()`` under ``torch.no_grad()`` on the
-    same (jittered) inputs as the student. Returns ``{"loss": [...]}`` per epoch.
+    Shapes: X ``(N, F)``, y ``(N,)`` or None. Labels equal to :data:`NO_LABEL` (or ``y=None``,
+    which requires ``alpha=1``) mark transfer examples: only the teacher's soft targets train
+    on them. Each term is a mean over its own rows: CE over the labelled rows of a batch, KL
+    over all of them. The teacher runs in ``eval()`` under ``torch.no_grad()`` on the same
+    (jittered) inputs as the student. Returns ``{"loss": [...]}`` per epoch.
     """
     _check_data(X, y)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha (soft-loss weight) must be in [0, 1], got {alpha}.")
+    T = check_temperature(T)
+    alpha = check_unit_interval("alpha", alpha)
     if y is None:
         if alpha != 1.0:
             raise ValueError(f"y=None (no labels) needs alpha=1 (pure distillation), got {alpha}.")
-        y = torch.full((X.shape[0],), -100, dtype=torch.long)
+        y = torch.full((X.shape[0],), NO_LABEL, dtype=torch.long)
     teacher.eval()
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {"loss": []}
@@ -125,11 +148,11 @@ def distill_classifier(
             with torch.no_grad():
                 teacher_logits = teacher(xb)  # (b, C)
             student_logits = student(xb)  # (b, C)
-            # Not losses.distillation_loss: that masks unlabelled (-100) positions out of the
-            # KD term too (right for padding tokens), but here they are the transfer set.
-            hard = hard_cross_entropy(student_logits, y[idx])  # mean over labelled rows
+            # Not losses.distillation_loss: its ignore_index is padding, masked out of the KD
+            # term too, but NO_LABEL rows are the transfer set and keep their KD term.
+            hard = hard_cross_entropy(student_logits, y[idx], ignore_index=NO_LABEL)  # labelled
             soft = kd_kl_loss(student_logits, teacher_logits, T=T)  # mean over all rows
-            loss = (1.0 - alpha) * hard + alpha * soft
+            loss = alpha_mix(hard, soft, alpha)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -173,7 +196,7 @@ def _linear_decay(
     opt: torch.optim.Optimizer, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Learning rate falling linearly from ``lr`` to 0 over ``total_steps`` optimiser steps."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total_steps))
+    return warmup_decay_scheduler(opt, warmup_steps=0, total_steps=total_steps, schedule="linear")
 
 
 @torch.no_grad()
@@ -226,6 +249,69 @@ def train_text_classifier(
     return history
 
 
+@dataclass
+class _TextKDTerms:
+    """The loss terms of :func:`distill_text_classifier` and their weights."""
+
+    T: float
+    alpha: float
+    hidden_weight: float
+    attention_weight: float
+    hidden_loss: HiddenStateLoss | None
+    attention_mapping: Sequence[tuple[int, int]] | None
+    attention_kind: str
+
+    def check(self, num_student_layers: int, num_teacher_layers: int) -> None:
+        """Clear errors for bad weights or mappings; fills in the default attention mapping."""
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError(
+                f"loss weights must be >= 0, got hidden_weight={self.hidden_weight}, "
+                f"attention_weight={self.attention_weight}."
+            )
+        if self.hidden_weight > 0 and self.hidden_loss is None:
+            raise ValueError(
+                "hidden_weight > 0 needs hidden_loss=HiddenStateLoss(mapping, student_dim, "
+                "teacher_dim): it holds the layer mapping and the learned projections."
+            )
+        sizes = (num_student_layers, num_teacher_layers)
+        if self.hidden_loss is not None:
+            check_layer_mapping(self.hidden_loss.mapping, *sizes)
+        mapping = self.attention_mapping
+        if mapping is None:
+            mapping = layer_mapping(*sizes)
+        self.attention_mapping = check_layer_mapping(mapping, *sizes)
+
+    def parts(self, student: TransformerClassifier, teacher: TransformerClassifier,
+              ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> dict:
+        """Each term, unweighted: ``ce``, ``kd``, ``hidden``, ``attention`` (scalars)."""
+        out = student.encode(ids, mask)  # logits (b, C), hidden/attention per block
+        zero = out.logits.new_zeros(())
+        parts = {"ce": F.cross_entropy(out.logits, labels), "kd": zero}
+        parts["hidden"] = parts["attention"] = zero
+        use_hidden, use_attention = self.hidden_weight > 0, self.attention_weight > 0
+        if not (self.alpha > 0 or use_hidden or use_attention):
+            return parts  # plain cross-entropy: the teacher is not run
+        with torch.no_grad():
+            ref = teacher.encode(ids, mask)
+        if self.alpha > 0:
+            parts["kd"] = kd_kl_loss(out.logits, ref.logits, T=self.T)
+        if use_hidden:
+            parts["hidden"] = self.hidden_loss(out.hidden_states, ref.hidden_states, mask)
+        if use_attention:
+            parts["attention"] = mapped_attention_loss(
+                out.attentions, ref.attentions, self.attention_mapping, mask, self.attention_kind
+            )
+        return parts
+
+    def total(self, parts: dict) -> torch.Tensor:
+        """``alpha_mix(CE, KD) + hidden_weight·hidden + attention_weight·attention``."""
+        return (
+            alpha_mix(parts["ce"], parts["kd"], self.alpha)
+            + self.hidden_weight * parts["hidden"]
+            + self.attention_weight * parts["attention"]
+        )
+
+
 def distill_text_classifier(
     student: TransformerClassifier,
     teacher: TransformerClassifier,
@@ -258,28 +344,13 @@ def distill_text_classifier(
     per-epoch means of ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"``, ``"attention"`` (each
     unweighted), plus ``"val_accuracy"`` when ``val`` is given.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha (soft-loss weight) must be in [0, 1], got {alpha}.")
-    if hidden_weight < 0 or attention_weight < 0:
-        raise ValueError(
-            f"loss weights must be >= 0, got hidden_weight={hidden_weight}, "
-            f"attention_weight={attention_weight}."
-        )
-    if hidden_weight > 0 and hidden_loss is None:
-        raise ValueError(
-            "hidden_weight > 0 needs hidden_loss=HiddenStateLoss(mapping, student_dim, "
-            "teacher_dim): it holds the layer mapping and the learned projections."
-        )
-    num_s, num_t = len(student.blocks), len(teacher.blocks)
-    if hidden_loss is not None:
-        check_layer_mapping(hidden_loss.mapping, num_s, num_t)
-    if attention_mapping is None:
-        attention_mapping = layer_mapping(num_s, num_t)
-    attention_mapping = check_layer_mapping(attention_mapping, num_s, num_t)
-    use_hidden, use_attention = hidden_weight > 0, attention_weight > 0
-    use_teacher = alpha > 0 or use_hidden or use_attention
+    terms = _TextKDTerms(
+        check_temperature(T), check_unit_interval("alpha", alpha), hidden_weight,
+        attention_weight, hidden_loss, attention_mapping, attention_kind,
+    )
+    terms.check(len(student.blocks), len(teacher.blocks))
     params = list(student.parameters())
-    if use_hidden:
+    if hidden_weight > 0:
         params += list(hidden_loss.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = _linear_decay(opt, num_epochs * math.ceil(len(train) / batch_size))
@@ -290,27 +361,8 @@ def distill_text_classifier(
         student.train()
         sums = dict.fromkeys(keys, 0.0)
         for ids, mask, labels in _text_batches(train, batch_size, shuffle=True):
-            out = student.encode(ids, mask)  # logits (b, C), hidden/attention per block
-            zero = out.logits.new_zeros(())
-            parts = {"ce": F.cross_entropy(out.logits, labels), "kd": zero}
-            parts["hidden"] = parts["attention"] = zero
-            if use_teacher:
-                with torch.no_grad():
-                    ref = teacher.encode(ids, mask)
-                if alpha > 0:
-                    parts["kd"] = kd_kl_loss(out.logits, ref.logits, T=T)
-                if use_hidden:
-                    parts["hidden"] = hidden_loss(out.hidden_states, ref.hidden_states, mask)
-                if use_attention:
-                    parts["attention"] = mapped_attention_loss(
-                        out.attentions, ref.attentions, attention_mapping, mask, attention_kind
-                    )
-            loss = (
-                (1.0 - alpha) * parts["ce"]
-                + alpha * parts["kd"]
-                + hidden_weight * parts["hidden"]
-                + attention_weight * parts["attention"]
-            )
+            parts = terms.parts(student, teacher, ids, mask, labels)
+            loss = terms.total(parts)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -323,100 +375,6 @@ def distill_text_classifier(
             history["val_accuracy"].append(evaluate_text(student, val)["accuracy"])
     student.eval()
     return history
-
-
-__all__ += [  # notebook 05
-    "train_text_classifier",
-    "distill_text_classifier",
-    "predict_text_logits",
-    "evaluate_text",
-]
-
-
-# --------------------------------------------------------- schedules and checkpoints (Part III)
-
-
-def warmup_decay_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str) -> float:
-    """Learning-rate multiplier at optimiser step ``step`` (0-based): linear warm-up from 0 over
-    ``warmup_steps``, then ``"linear"`` or ``"cosine"`` decay to 0 at ``total_steps``, or
-    ``"constant"``. Warm-up then linear decay is BERT's and T5 fine-tuning's usual schedule."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    progress = min(1.0, progress)
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {schedule!r}.")
-
-
-def warmup_decay_scheduler(
-    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, schedule: str
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` over :func:`warmup_decay_factor`; call ``step()`` after each optimiser
-    step. Its ``state_dict`` holds the step count, so a checkpoint restores it exactly."""
-    warmup_decay_factor(0, warmup_steps=warmup_steps, total_steps=total_steps, schedule=schedule)
-
-    def factor(step: int) -> float:
-        return warmup_decay_factor(
-            step, warmup_steps=warmup_steps, total_steps=total_steps, schedule=schedule
-        )
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def rng_state() -> dict:
-    """Every random number generator a training run draws from: Python's, NumPy's, torch's
-    CPU generator and each CUDA device's. Restore with :func:`set_rng_state`."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Put back the generators saved by :func:`rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """``torch.save(state, path)``, atomically: write a temporary file in the same directory,
-    then ``os.replace`` it onto ``path``. A crash mid-write leaves the previous checkpoint (or
-    none) and no partial file: ``os.replace`` is atomic on POSIX and Windows."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (our own files: full unpickling,
-    since RNG states are NumPy objects; never load checkpoints from untrusted sources)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=False)
-
-
-__all__ += ["warmup_decay_factor", "warmup_decay_scheduler", "rng_state", "set_rng_state"]
-__all__ += ["save_checkpoint", "load_checkpoint"]
 
 
 # --------------------------------------------------------- offline distillation (notebook 04)
@@ -460,6 +418,3 @@ class PrecomputedTeacher(nn.Module):
                 "use the teacher itself for those."
             )
         return self.logits[rows]
-
-
-__all__ += ["PrecomputedTeacher"]  # notebook 04

@@ -20,24 +20,16 @@ import torch
 from matplotlib.figure import Figure
 
 from kdkit import distributions
+from kdkit.losses import check_temperature
 from kdkit.plotting import (
-    _class_labels,
-    _logit_vector,
+    ArrayLike,
+    class_labels,
+    logit_vector,
     plot_softened_distribution,
     update_softened_distribution,
 )
 
 __all__ = ["temperature_readout", "temperature_explorer"]
-
-
-def _check_T(T: float, name: str = "T") -> float:
-    try:
-        value = float(T)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(T, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} (temperature) must be a finite number > 0, got {T!r}.")
-    return value
 
 
 def _logit_vectors(logits_choices: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -48,7 +40,7 @@ def _logit_vectors(logits_choices: Mapping[str, Any]) -> dict[str, torch.Tensor]
             "one entry."
         )
     vectors = {
-        str(name): _logit_vector(logits, f"logits_choices[{name!r}]")
+        str(name): logit_vector(logits, f"logits_choices[{name!r}]")
         for name, logits in logits_choices.items()
     }
     sizes = {name: z.shape[0] for name, z in vectors.items()}
@@ -57,16 +49,18 @@ def _logit_vectors(logits_choices: Mapping[str, Any]) -> dict[str, torch.Tensor]
     return vectors
 
 
-def temperature_readout(logits, T: float, class_names: Sequence[str] | None = None) -> str:
+def temperature_readout(
+    logits: ArrayLike, T: float, class_names: Sequence[str] | None = None
+) -> str:
     """One line of HTML about ``p = softmax(logits / T)`` for a logit vector ``(V,)``.
 
     Shows T, the entropy in nats and as an effective number of classes ``e^H`` (at most V),
     the mass outside the top class and the largest wrong-class ratio ``p_j / p_top``.
     """
-    T = _check_T(T)
+    T = check_temperature(T)
     (z,) = _logit_vectors({"logits": logits}).values()
     V = z.shape[0]
-    names = _class_labels(V, class_names)
+    names = class_labels(V, class_names)
     p = distributions.softened(z, T)  # (V,)
     top = int(z.argmax())
     H = float(distributions.entropy(p))
@@ -97,6 +91,39 @@ def _png_output(fig: Figure) -> dict[str, Any]:
     }
 
 
+def _temperature_slider(
+    T: float, T_min: float, T_max: float, continuous_update: bool
+) -> widgets.FloatLogSlider:
+    """A slider over T in ``[T_min, T_max]`` on a log2 scale, starting at ``T``."""
+    return widgets.FloatLogSlider(
+        value=T,
+        base=2,
+        min=math.log2(T_min),
+        max=math.log2(T_max),
+        step=0.125,  # T changes by a factor 2**(1/8) per step
+        description="T",
+        readout_format=".2f",
+        continuous_update=continuous_update,
+        layout=widgets.Layout(width="420px"),
+    )
+
+
+def _frozen(fig: Figure) -> Figure:
+    """``fig`` closed to pyplot and laid out once, its axes fixed where that layout put them.
+
+    The explorer shows the figure through an ``Output`` only: closing it keeps pyplot from
+    showing it again at the end of the cell. After the first (constrained) layout, the axes'
+    positions stay: only heights and texts change, and redrawing then takes half the time.
+    """
+    plt.close(fig)
+    fig.draw_without_rendering()
+    positions = [ax.get_position() for ax in fig.axes]
+    fig.set_layout_engine("none")
+    for ax, position in zip(fig.axes, positions, strict=True):
+        ax.set_position(position)
+    return fig
+
+
 def temperature_explorer(
     logits_choices: Mapping[str, Any],
     class_names: Sequence[str] | None = None,
@@ -117,27 +144,17 @@ def temperature_explorer(
     for the widgets' current values; moving a widget calls it). In the page, the container has
     the CSS class ``kdkit-explorer`` and the readout ``kdkit-readout``.
     """
-    T = _check_T(T)
-    T_min, T_max = _check_T(T_min, "T_min"), _check_T(T_max, "T_max")
+    T = check_temperature(T)
+    T_min, T_max = check_temperature(T_min, "T_min"), check_temperature(T_max, "T_max")
     if not T_min <= T <= T_max:
         raise ValueError(
             f"T={T} lies outside the slider's range [T_min, T_max] = [{T_min}, {T_max}]."
         )
     vectors = _logit_vectors(logits_choices)
     first = next(iter(vectors))
-    names = _class_labels(vectors[first].shape[0], class_names)
+    names = class_labels(vectors[first].shape[0], class_names)
 
-    slider = widgets.FloatLogSlider(
-        value=T,
-        base=2,
-        min=math.log2(T_min),
-        max=math.log2(T_max),
-        step=0.125,  # T changes by a factor 2**(1/8) per step
-        description="T",
-        readout_format=".2f",
-        continuous_update=continuous_update,
-        layout=widgets.Layout(width="420px"),
-    )
+    slider = _temperature_slider(T, T_min, T_max, continuous_update)
     choice = widgets.Dropdown(
         options=list(vectors),
         value=first,
@@ -146,16 +163,7 @@ def temperature_explorer(
     )
     readout = widgets.HTML()
     output = widgets.Output()
-    fig = plot_softened_distribution(vectors[first], T, names, title=first)
-    # The explorer shows the figure through `output` only: keep pyplot from showing it again
-    # at the end of the cell. After the first (constrained) layout, freeze the axes'
-    # positions: only heights and texts change, and redrawing then takes half the time.
-    plt.close(fig)
-    fig.draw_without_rendering()
-    positions = [ax.get_position() for ax in fig.axes]
-    fig.set_layout_engine("none")
-    for ax, position in zip(fig.axes, positions, strict=True):
-        ax.set_position(position)
+    fig = _frozen(plot_softened_distribution(vectors[first], T, names, title=first))
 
     def update(change: Any = None) -> None:
         """Redraw the figure and the readout for the current choice and T."""

@@ -3,7 +3,9 @@
 A temporary copy of notebooks/ is served by JupyterLab on 127.0.0.1 with a private config,
 so autosave never touches the repository. Short notebooks are restarted and run top to bottom;
 longer ones are opened and their stored outputs must render. In 02_temperature the slider is
-moved with the keyboard and before/after screenshots go to figures/ (the README shows them).
+moved with the keyboard and before/after screenshots go to build/screenshots/ (ignored by git;
+KDKIT_SCREENSHOT_DIR overrides it), never into the tracked figures/: `make figures` copies them
+there for the README.
 
 Needs Debian's Chromium (`apt-get install -y chromium`) and the `playwright` package. Without
 Chromium these tests skip, unless KDKIT_REQUIRE_BROWSER=1 (set by CI) makes that a failure.
@@ -11,6 +13,7 @@ Chromium these tests skip, unless KDKIT_REQUIRE_BROWSER=1 (set by CI) makes that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -40,6 +43,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(reason, allow_module_level=True)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+
+# Where the screenshots go, and their names: tools/make_figures.py copies them from there.
+_spec = importlib.util.spec_from_file_location("make_figures", ROOT / "tools" / "make_figures.py")
+make_figures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_figures)
 
 
 def _free_port() -> int:
@@ -241,7 +249,15 @@ def run_until_slider_renders(page, attempts: int = 2):
     raise AssertionError(f"the slider never rendered in {attempts} runs; outputs: {seen}")
 
 
-def test_temperature_slider_redraws(page, lab):
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    folder = make_figures.screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_temperature_slider_redraws(page, lab, screenshots):
+    before_png, after_png = (screenshots / f"{name}.png" for name in make_figures.SCREENSHOTS)
     open_notebook(page, lab, "02_temperature")
     handle = run_until_slider_renders(page)
     handle.scroll_into_view_if_needed()
@@ -249,7 +265,7 @@ def test_temperature_slider_redraws(page, lab):
     image.wait_for(state="visible", timeout=30_000)
     explorer = page.locator(".kdkit-explorer").first
     before_text, before_src = readout.inner_text(), image.get_attribute("src")
-    explorer.screenshot(path=str(ROOT / "figures" / "temperature_explorer_before.png"))
+    explorer.screenshot(path=str(before_png))
 
     handle.focus()
     for _ in range(8):
@@ -266,4 +282,5 @@ def test_temperature_slider_redraws(page, lab):
     assert after_text != before_text
     assert image.get_attribute("src") != before_src
     page.wait_for_timeout(500)  # let the new image paint before the screenshot
-    explorer.screenshot(path=str(ROOT / "figures" / "temperature_explorer_after.png"))
+    explorer.screenshot(path=str(after_png))
+    assert before_png.stat().st_size > 0 and after_png.read_bytes() != before_png.read_bytes()

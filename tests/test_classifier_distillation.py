@@ -7,19 +7,16 @@ from __future__ import annotations
 import copy
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from figure_readers import seed_rows
 from scipy import stats as scipy_stats
 
 import kdkit
-from kdkit import data, metrics, models, plotting, stats, train
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-torch.set_num_threads(1)
+from kdkit import metrics, models, plotting, stats, train
+from kdkit.data import digits as data
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +121,21 @@ def test_ece_of_a_perfectly_calibrated_model_is_zero():
     ) == pytest.approx(expected)
 
 
-def test_ece_is_bounded_and_bins_add_up():
+def test_ece_equals_the_hand_computation_and_bins_add_up():
     g = torch.Generator().manual_seed(0)
     probs = (3 * torch.randn(500, 10, generator=g)).softmax(-1)
     labels = torch.randint(0, 10, (500,), generator=g)
     ece = metrics.expected_calibration_error(probs, labels)
-    assert 0.0 <= ece <= 1.0
+    # the same ECE, one prediction at a time: bin b holds confidences in (b/15, (b+1)/15]
+    p = probs.double().numpy()
+    conf, right = p.max(1), p.argmax(1) == labels.numpy()
+    which = np.clip(np.ceil(conf * 15).astype(int) - 1, 0, 14)
+    by_hand = sum(
+        (which == b).sum() / 500 * abs(right[which == b].mean() - conf[which == b].mean())
+        for b in range(15) if (which == b).any()
+    )
+    assert ece == pytest.approx(by_hand, rel=1e-4)
+    assert ece > 0.3  # random labels, confident predictions: badly over-confident
     bins = metrics.calibration_bins(probs, labels, num_bins=15)
     assert bins["count"].sum().item() == 500
     assert bins["edges"].shape == (16,) and bins["accuracy"].shape == (15,)
@@ -223,25 +229,54 @@ def test_labelled_subset_is_stratified_and_seeded():
         data.labelled_subset(y, 0.0)
 
 
-def test_omitted_class_pipeline_smoke(digits):
+@pytest.fixture(scope="module")
+def held_out():
+    split = data.load_digits_split(test_size=0.4, seed=0)
+    return split.X_test, split.y_test
+
+
+@pytest.mark.slow
+def test_omitted_class_bias_brings_back_the_omitted_3s(digits, held_out):
+    """Hinton et al. (2015, §3): a student distilled on a transfer set without 3s rarely
+    predicts 3; a positive bias on the 3-logit, chosen on validation data, restores them."""
     X_fit, y_fit, X_val, y_val = digits
+    X_test, y_test = held_out
     kdkit.set_seed(0)
     teacher = models.mlp(64, [64], 10)
-    train.train_classifier(teacher, X_fit, y_fit, num_epochs=3, progress=False)
+    train.train_classifier(teacher, X_fit, y_fit, num_epochs=20, lr=3e-3, progress=False)
     X_no3, _ = data.drop_class(X_fit, y_fit, 3)
     student = models.mlp(64, [16], 10)
     train.distill_classifier(
-        student, train.PrecomputedTeacher(teacher, X_fit), X_no3, None, T=8.0, alpha=1.0,
-        num_epochs=2, progress=False,
+        student, train.PrecomputedTeacher(teacher, X_fit), X_no3, None, T=4.0, alpha=1.0,
+        num_epochs=20, lr=3e-3, progress=False,
     )
     val_logits = train.predict_logits(student, X_val)
     grid = np.arange(0, 5.01, 0.5)
     bias, accuracies = metrics.choose_class_bias(val_logits, y_val, 3, grid)
-    assert bias in grid and accuracies.shape == (len(grid),)
-    assert accuracies.max() >= accuracies[0]
-    corrected = metrics.with_class_bias(val_logits, 3, bias)
-    # raising a class's logit can only add predictions of that class
-    assert metrics.class_recall(corrected, y_val, 3) >= metrics.class_recall(val_logits, y_val, 3)
+
+    # brute force: validation accuracy at every bias, the 3-logit raised by hand
+    three = torch.nn.functional.one_hot(torch.tensor(3), 10).float()
+    brute = [((val_logits + b * three).argmax(-1) == y_val).float().mean().item() for b in grid]
+    np.testing.assert_allclose(accuracies.numpy(), brute)
+    assert bias == min(b for b, a in zip(grid, brute, strict=True) if a == max(brute))
+    assert bias > 0 and max(brute) > brute[0]
+
+    # on held-out data the chosen bias raises the recall of 3s, and overall accuracy with it
+    test_logits = train.predict_logits(student, X_test)
+    is3 = y_test == 3
+
+    def recall_of_3s(b: float) -> float:
+        return ((test_logits[is3] + b * three).argmax(-1) == 3).float().mean().item()
+
+    def test_accuracy(b: float) -> float:
+        return ((test_logits + b * three).argmax(-1) == y_test).float().mean().item()
+
+    assert recall_of_3s(0.0) < 0.5  # never shown a 3, the student seldom predicts one
+    assert recall_of_3s(bias) > recall_of_3s(0.0) + 0.3
+    assert test_accuracy(bias) > test_accuracy(0.0) + 0.02
+    corrected = metrics.with_class_bias(test_logits, 3, bias)
+    assert metrics.class_recall(corrected, y_test, 3) == pytest.approx(recall_of_3s(bias))
+    assert metrics.class_recall(test_logits, y_test, 3) == pytest.approx(recall_of_3s(0.0))
 
 
 # --------------------------------------------------------------------------- models and teacher
@@ -303,28 +338,84 @@ def test_distilling_from_the_precomputed_teacher_equals_the_teacher(digits):
 # --------------------------------------------------------------------------- plots
 
 
-def test_plots_return_figures():
+def test_paired_differences_plot_draws_each_seed_mean_and_interval():
     diffs = {
         "better": stats.paired_difference_ci([1.0, 1.2, 0.9], [2.0, 2.1, 2.0]),
         "unclear": stats.paired_difference_ci([1.0, 3.0, 2.2], [2.0, 2.0, 2.0]),
+        "worse": stats.paired_difference_ci([3.0, 3.3, 2.9], [2.0, 2.0, 2.0]),
     }
-    figs = [
-        plotting.plot_paired_differences(diffs, title="t"),
-        plotting.plot_sweep_heatmap(
-            {"error": np.ones((2, 3)), "agreement": np.zeros((2, 3))}, [1, 2], [0.1, 0.5, 1.0],
-            best=(0, 1), higher_is_better=["agreement"],
-        ),
-        plotting.plot_reliability_diagram(
-            {"m": torch.randn(50, 4).softmax(-1)}, {"m": torch.randint(0, 4, (50,))}, min_count=1
-        ),
-        plotting.plot_class_bias_correction(
-            [0, 1, 2], [[0.5, 0.6, 0.4]], [1.0], [0.3], [0.8]
-        ),
-    ]
-    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
-    for f in figs:
-        plt.close(f)
-    with pytest.raises(ValueError, match="must have shape"):
-        plotting.plot_sweep_heatmap({"e": np.ones((2, 2))}, [1, 2], [0.1, 0.5, 1.0])
+    fig = plotting.plot_paired_differences(diffs, title="t")
+    rows = seed_rows(fig.axes[0])
+    assert list(rows) == ["better", "unclear", "worse"]  # first comparison on top
+    for name, d in diffs.items():
+        np.testing.assert_allclose(rows[name]["dots"], d.differences)
+        assert rows[name]["mean"] == pytest.approx(d.mean)
+        np.testing.assert_allclose(rows[name]["interval"], (d.low, d.high))
+        assert rows[name]["label"] == f"{d.mean:+.2f}  [{d.low:+.2f}, {d.high:+.2f}]"
+    assert [r["color"] for r in rows.values()] == ["tab:green", "0.45", "tab:red"]
+    assert "95% t interval" in fig.axes[0].get_title()
+    plt.close(fig)
     with pytest.raises(ValueError, match="empty"):
         plotting.plot_paired_differences({})
+
+
+def test_sweep_heatmap_plot_shows_each_grid_and_the_best_cell():
+    grids = {"error": np.arange(6.0).reshape(2, 3), "agreement": 10 - np.arange(6.0).reshape(2, 3)}
+    fig = plotting.plot_sweep_heatmap(
+        grids, [1, 2], [0.1, 0.5, 1.0], best=(0, 1), higher_is_better=["agreement"]
+    )
+    panels = [ax for ax in fig.axes if ax.images]  # the rest are colour bars
+    assert [ax.get_title() for ax in panels] == list(grids)
+    for ax, (label, grid) in zip(panels, grids.items(), strict=True):
+        np.testing.assert_allclose(ax.images[0].get_array(), grid)
+        assert ax.images[0].get_cmap().name == ("viridis_r" if label == "agreement" else "viridis")
+        assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in grid.ravel()]
+        (outline,) = ax.patches
+        assert outline.get_xy() == (0.5, -0.5)  # column 1, row 0
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.5", "1"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="must have shape"):
+        plotting.plot_sweep_heatmap({"e": np.ones((2, 2))}, [1, 2], [0.1, 0.5, 1.0])
+
+
+def test_reliability_diagram_plots_accuracy_per_confidence_bin():
+    # model "a": 2 right at confidence 0.45 (too few to draw), 10 right at 0.62, 10 at 0.9 with
+    # 5 right; model "b": 6 right at 0.99
+    rows = [[0.45, 0.3, 0.25]] * 2 + [[0.62, 0.2, 0.18]] * 10 + [[0.9, 0.05, 0.05]] * 10
+    probs = {"a": torch.tensor(rows), "b": torch.tensor([[0.99, 0.005, 0.005]] * 6)}
+    labels = {"a": torch.tensor([0] * 17 + [1] * 5), "b": torch.zeros(6, dtype=torch.long)}
+    fig = plotting.plot_reliability_diagram(probs, labels, num_bins=15, min_count=5)
+    ax, ax_n = fig.axes
+    diagonal, line_a, line_b = ax.lines
+    np.testing.assert_allclose(diagonal.get_ydata(), [0, 1])
+    np.testing.assert_allclose(line_a.get_xdata(), [0.62, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(line_a.get_ydata(), [1.0, 0.5])
+    np.testing.assert_allclose(line_b.get_xdata(), [0.99], rtol=1e-6)
+    np.testing.assert_allclose(line_b.get_ydata(), [1.0])
+    ece_a = (2 * 0.55 + 10 * 0.38 + 10 * 0.4) / 22
+    assert line_a.get_label() == f"a: ECE {100 * ece_a:.2f}%"
+    assert line_b.get_label() == "b: ECE 1.00%"
+    counts = np.array([bar.get_height() for bar in ax_n.patches]).reshape(2, 15)
+    expected = np.zeros((2, 15))
+    expected[0, [6, 9, 13]] = [2, 10, 10]  # bins (0.4, 0.467], (0.6, 0.667], (0.867, 0.933]
+    expected[1, 14] = 6
+    np.testing.assert_allclose(counts, expected)
+
+
+def test_class_bias_correction_plot_shows_each_seed():
+    biases = [0.0, 1.0, 2.0]
+    val = [[0.5, 0.6, 0.4], [0.3, 0.75, 0.7]]  # seed 1 chose 2.0, not its best bias
+    fig = plotting.plot_class_bias_correction(biases, val, [1.0, 2.0], [0.3, 0.1], [0.8, 0.9])
+    ax_v, ax_r = fig.axes
+    curve_0, chosen_0, curve_1, chosen_1 = ax_v.lines
+    np.testing.assert_allclose(curve_0.get_xdata(), biases)
+    np.testing.assert_allclose(curve_0.get_ydata(), [50, 60, 40])
+    np.testing.assert_allclose(curve_1.get_ydata(), [30, 75, 70])
+    np.testing.assert_allclose([chosen_0.get_xdata()[0], chosen_0.get_ydata()[0]], [1.0, 60])
+    np.testing.assert_allclose([chosen_1.get_xdata()[0], chosen_1.get_ydata()[0]], [2.0, 70])
+    heights = [bar.get_height() for bar in ax_r.patches]
+    np.testing.assert_allclose(heights, [30, 10, 80, 90])  # before per seed, then after
+    assert [t.get_text() for t in ax_r.get_xticklabels()] == ["seed 0", "seed 1"]
+    with pytest.raises(ValueError, match="one per seed"):
+        plotting.plot_class_bias_correction(biases, val, [1.0], [0.3], [0.8])

@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from figure_readers import seed_rows
 from matplotlib.figure import Figure
 
 import kdkit
 from kdkit import plotting
-from kdkit.data import jitter_images, load_digits_split
+from kdkit.data.digits import jitter_images, load_digits_split
 from kdkit.models import count_parameters, mlp
 from kdkit.train import distill_classifier, evaluate, predict_logits, train_classifier
 
@@ -119,10 +120,11 @@ def test_mlp_shapes_and_parameter_count():
     assert mlp(64, (), 10)(torch.zeros(2, 64)).shape == (2, 10)  # no hidden layer: linear
 
 
-def test_count_parameters_skips_frozen():
+def test_count_parameters_counts_all_or_only_trainable():
     net = mlp(4, (3,), 2)
     net[0].weight.requires_grad_(False)
-    assert count_parameters(net) == 3 + (3 * 2 + 2)
+    assert count_parameters(net) == (4 * 3 + 3) + (3 * 2 + 2)
+    assert count_parameters(net, trainable_only=True) == 3 + (3 * 2 + 2)
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])
@@ -245,10 +247,22 @@ def test_distill_same_start_same_result(digits, small_teacher):
 def test_evaluate_and_predict_logits(digits, small_teacher):
     result = evaluate(small_teacher, digits.X_test, digits.y_test)
     assert set(result) == {"accuracy", "loss"}
-    assert 0.0 <= result["accuracy"] <= 1.0 and np.isfinite(result["loss"])
     logits = predict_logits(small_teacher, digits.X_test, batch_size=100)
     assert logits.shape == (719, 10)
     assert torch.allclose(logits, predict_logits(small_teacher, digits.X_test))
+    # the reported numbers are those of the predictions, computed here independently
+    with torch.no_grad():
+        direct = small_teacher.eval()(digits.X_test)
+    expected_acc = float(np.mean(direct.argmax(-1).numpy() == digits.y_test.numpy()))
+    log_probs = direct.double().log_softmax(-1).numpy()
+    expected_loss = -float(np.mean(log_probs[np.arange(719), digits.y_test.numpy()]))
+    assert result["accuracy"] == pytest.approx(expected_acc, abs=1e-6)
+    assert result["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    # and they show the trained teacher's effect: far above chance (0.1) and an untrained net
+    kdkit.set_seed(0)
+    untrained = evaluate(mlp(64, (64,), 10), digits.X_test, digits.y_test)
+    assert result["accuracy"] > 0.8 and result["accuracy"] > untrained["accuracy"] + 0.5
+    assert result["loss"] < untrained["loss"] - 1.0
 
 
 def test_bad_shapes_raise(digits, small_teacher):
@@ -274,16 +288,33 @@ def _bar_heights(ax) -> np.ndarray:
 
 
 def test_plot_digits_with_probs(digits):
-    probs = torch.softmax(torch.randn(3, 10), -1)
-    labels = digits.y_test[:3]
-    fig = plotting.plot_digits_with_probs(digits.X_test[:3], labels, probs)
+    from matplotlib.colors import to_rgba
+
+    probs = torch.softmax(2 * torch.randn(3, 10, generator=torch.Generator().manual_seed(0)), -1)
+    probs[1] = torch.tensor([0.02, 0.05, 0.03, 0.7, 2e-9, 0.05, 0.05, 0.05, 0.03, 0.02])
+    labels = torch.tensor([int(probs[0].argmax()), 8, int(probs[2].argmax())])
+    names = [f"d{i}" for i in range(10)]
+    fig = plotting.plot_digits_with_probs(digits.X_test[:3], labels, probs, names)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 3 * 4
-    image_ax, label_ax, prob_ax, log_ax = fig.axes[:4]
-    assert image_ax.images[0].get_array().shape == (8, 8)
-    assert np.allclose(_bar_heights(label_ax), np.eye(10)[int(labels[0])])
-    assert np.allclose(_bar_heights(prob_ax), probs[0].numpy())
-    assert log_ax.get_yscale() == "log"
+    p = probs.double().numpy()
+    for r in range(3):
+        image_ax, label_ax, prob_ax, log_ax = fig.axes[4 * r : 4 * r + 4]
+        np.testing.assert_allclose(
+            image_ax.images[0].get_array(), digits.X_test[r].reshape(8, 8).numpy()
+        )
+        top = int(p[r].argmax())
+        assert image_ax.get_title() == f"label d{int(labels[r])}, teacher d{top}"
+        np.testing.assert_allclose(_bar_heights(label_ax), np.eye(10)[int(labels[r])])
+        np.testing.assert_allclose(_bar_heights(prob_ax), p[r], rtol=1e-6)
+        assert [t.get_text() for t in prob_ax.get_xticklabels()] == names
+        assert prob_ax.patches[top].get_facecolor() == to_rgba("C1")
+        assert log_ax.get_yscale() == "log"
+        floor = log_ax.get_ylim()[0]
+        np.testing.assert_allclose(_bar_heights(log_ax), np.clip(p[r], floor, None), rtol=1e-6)
+    assert fig.axes[4].get_title(loc="center").endswith("teacher d3")
+    assert fig.axes[4].title.get_color() == "C3"  # row 1: the teacher's top class is wrong
+    assert fig.axes[7].get_ylim()[0] == pytest.approx(1e-10)  # a decade below 2e-9
     assert (
         len(
             plotting.plot_digits_with_probs(
@@ -302,11 +333,22 @@ def test_plot_soft_label_spread():
     probs = {T: torch.softmax(logits / T, -1) for T in temps}
     mass = {T: 1 - p.max(-1).values for T, p in probs.items()}
     ent = {T: -(p * p.log()).sum(-1) for T, p in probs.items()}
-    fig = plotting.plot_soft_label_spread(mass, ent, num_classes=10)
+    fig = plotting.plot_soft_label_spread(mass, ent, num_classes=10, floor=1e-4)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     ax_mass, ax_entropy = fig.axes
     assert len(ax_mass.patches) == len(temps) and len(ax_entropy.patches) == len(temps)
     assert ax_mass.get_xscale() == "log"
+    mass_bins, entropy_bins = np.logspace(-4, 0, 37), np.linspace(0, np.log(10), 31)
+    for k, T in enumerate(temps):
+        m, H = np.clip(mass[T].double().numpy(), 1e-4, 1.0), ent[T].double().numpy()
+        # a step histogram's outline: the count of bin i is the height of vertices 2i+1, 2i+2
+        counts_m = ax_mass.patches[k].get_xy()[1:-1:2, 1]
+        counts_H = ax_entropy.patches[k].get_xy()[1:-1:2, 1]
+        np.testing.assert_allclose(counts_m, np.histogram(m, mass_bins)[0])
+        np.testing.assert_allclose(counts_H, np.histogram(H, entropy_bins)[0])
+        assert ax_mass.lines[k].get_xdata()[0] == pytest.approx(np.median(m))
+        assert ax_entropy.lines[k].get_xdata()[0] == pytest.approx(H.mean())
+        assert ax_entropy.patches[k].get_label() == f"T = {T:g}: mean {H.mean():.2f} nats"
     with pytest.raises(ValueError, match="same"):
         plotting.plot_soft_label_spread(mass, {1.0: ent[1.0]}, num_classes=10)
 
@@ -319,7 +361,9 @@ def test_plot_class_similarity():
     assert np.isnan(np.diag(shown)).all()
     off = ~np.eye(4, dtype=bool)
     assert np.allclose(shown[off], S.numpy()[off])
-    assert len(fig.axes[0].texts) == 16
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"{v:.2f}" for v in S.numpy().ravel()]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b", "c", "d"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="square"):
         plotting.plot_class_similarity(torch.ones(3, 4))
 
@@ -327,24 +371,36 @@ def test_plot_class_similarity():
 def test_plot_target_gradients():
     q = torch.softmax(torch.randn(10), -1)
     y = torch.nn.functional.one_hot(torch.tensor(3), 10).float()
-    g = {"one-hot": 0.1 - y, "soft": 0.1 - q}
+    g = {"one-hot": 0.1 - y, "soft": 0.2 - q}
     fig = plotting.plot_target_gradients({"one-hot": y, "soft": q}, g, true_class=3)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     ax_t, ax_g = fig.axes
     assert len(ax_t.patches) == 20 and len(ax_g.patches) == 20
-    assert np.allclose(_bar_heights(ax_g)[:10], -(0.1 - y).numpy())  # minus the gradient
+    # bars of the first series, then of the second
+    np.testing.assert_allclose(_bar_heights(ax_t), np.concatenate([y, q]), rtol=1e-6)
+    minus_g = np.concatenate([-(0.1 - y), -(0.2 - q)])  # up: the logit is pushed up
+    np.testing.assert_allclose(_bar_heights(ax_g), minus_g, rtol=1e-6)
+    assert [c.get_label() for c in ax_g.containers] == ["one-hot", "soft"]
+    assert ax_t.get_xticklabels()[3].get_fontweight() == "bold"
     with pytest.raises(ValueError, match="same"):
         plotting.plot_target_gradients({"one-hot": y}, {"soft": q})
 
 
 def test_plot_accuracy_comparison():
-    results = {"hard": [0.80, 0.82, 0.85], "soft": [0.86, 0.87, 0.90]}
+    results = {"hard": [0.80, 0.82, 0.85], "soft": [0.86, 0.87, 0.90], "one run": [0.88]}
     fig = plotting.plot_accuracy_comparison(results, reference={"teacher": 0.95})
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["hard", "soft"]
-    dots = [line for line in ax.lines if line.get_marker() == "o"]
-    assert [len(line.get_xdata()) for line in dots] == [3, 3]
+    rows = seed_rows(ax)
+    assert list(rows) == ["hard", "soft", "one run"]  # first setting on top
+    for k, (name, runs) in enumerate(results.items()):
+        np.testing.assert_allclose(rows[name]["dots"], runs)
+        assert rows[name]["mean"] == pytest.approx(np.mean(runs))
+        assert rows[name]["interval"] is None  # means only, no intervals
+        assert rows[name]["label"] == f"mean {np.mean(runs):.3f}"
+        assert rows[name]["color"] == f"C{k}"
+    (teacher,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert teacher.get_xdata()[0] == 0.95 and teacher.get_label() == "teacher (0.950)"
     assert ax.get_xlim()[1] >= 0.95  # the teacher's line is in view
     with pytest.raises(ValueError, match="empty"):
         plotting.plot_accuracy_comparison({})

@@ -1,8 +1,10 @@
-"""environment.yml (conda route) mirrors pyproject.toml; conda itself is not run here."""
+"""environment.yml (conda route) mirrors pyproject.toml; conda itself is not run here. And the
+core install (`pip install kdkit`) needs torch and numpy only."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def load():
     return pyproject, env
 
 
+def lab_requirements(pyproject) -> list[str]:
+    """What the course's lab needs: the core dependencies and the course and t5 extras."""
+    extras = pyproject["optional-dependencies"]
+    return pyproject["dependencies"] + extras["course"] + extras["t5"]
+
+
 def conda_specs(env) -> dict[str, str]:
     specs = {}
     for dep in env["dependencies"]:
@@ -48,7 +56,7 @@ def test_channels_are_conda_forge_without_defaults():
 def test_every_dependency_is_in_the_environment():
     pyproject, env = load()
     specs = conda_specs(env)
-    wanted = pyproject["dependencies"] + pyproject["optional-dependencies"]["test"]
+    wanted = lab_requirements(pyproject) + pyproject["optional-dependencies"]["test"]
     wanted = [r for r in wanted if ";" not in r]  # marker-only backports (tomli on 3.10)
     missing = [r for r in wanted if CONDA_NAME.get(_name(r), _name(r)) not in specs]
     assert not missing, f"environment.yml lacks {missing}"
@@ -57,7 +65,7 @@ def test_every_dependency_is_in_the_environment():
 def test_version_ranges_agree():
     pyproject, env = load()
     specs = conda_specs(env)
-    for req in pyproject["dependencies"]:
+    for req in lab_requirements(pyproject):
         name = _name(req)
         py_range = req[len(name):].strip()
         conda = specs[CONDA_NAME.get(name, name)]
@@ -75,3 +83,49 @@ def test_package_itself_is_installed_editable():
     _, env = load()
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "-e ." in pip
+
+
+def test_core_dependencies_are_torch_and_numpy_only():
+    pyproject, _ = load()
+    assert sorted(_name(r) for r in pyproject["dependencies"]) == ["numpy", "torch"]
+
+
+def test_the_all_extra_is_course_t5_and_test():
+    pyproject, _ = load()
+    extras = pyproject["optional-dependencies"]
+    assert {"course", "t5", "test", "all"} <= set(extras)
+    named = {e.strip() for r in extras["all"] for e in r.split("[")[1].split("]")[0].split(",")}
+    assert all(_name(r) == "kdkit" for r in extras["all"]) and named == {"course", "t5", "test"}
+    # the same pin wherever a package is named twice (tqdm is in course and t5)
+    pins: dict[str, set[str]] = {}
+    for req in lab_requirements(pyproject):
+        pins.setdefault(_name(req), set()).add(req)
+    assert all(len(p) == 1 for p in pins.values()), pins
+
+
+# The modules pyproject's comment lists as core, and what only the extras install.
+CORE_MODULES = [
+    "kdkit", "kdkit.losses", "kdkit.distributions", "kdkit.features", "kdkit.models",
+    "kdkit.config", "kdkit.schedules", "kdkit.seed", "kdkit.checkpoints", "kdkit.data",
+    "kdkit.data.tickets", "kdkit.data.batching", "kdkit.cli",
+]
+EXTRA_PACKAGES = [
+    "tqdm", "sklearn", "scipy", "matplotlib", "ipywidgets", "IPython", "transformers",
+    "tokenizers", "datasets", "sacrebleu", "rouge_score", "huggingface_hub",
+]
+
+
+def test_core_modules_import_without_the_extras():
+    # Imported in a fresh interpreter where every package of the extras is missing.
+    code = f"""
+import importlib, importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {EXTRA_PACKAGES!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (an extra)", name=name)
+sys.meta_path.insert(0, Missing())
+for module in {CORE_MODULES!r}:
+    importlib.import_module(module)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -31,8 +31,20 @@ def test_execution_counts_are_1_to_n(nb):
 
 
 def test_every_code_cell_ran(nb):
+    """Every code cell was executed, in order, in one kernel session (Restart & Run All): each
+    has an execution count, they run 1..N top to bottom, and every stored output comes from
+    its cell's own execution (not left over from an earlier run of a different cell)."""
+    expected = 1
     for cell in code_cells(nb):
-        assert "".join(cell["source"]).strip(), "empty code cell"
+        source = "".join(cell["source"])
+        assert source.strip(), "empty code cell"
+        count = cell.get("execution_count")
+        assert isinstance(count, int), f"never executed (re-run `make notebooks`): {source[:200]}"
+        assert count == expected, f"ran out of order ({count}, expected {expected}): {source[:200]}"
+        expected += 1
+        for out in cell["outputs"]:
+            if "execution_count" in out:  # execute_result outputs carry the count that made them
+                assert out["execution_count"] == count, f"stale output: {source[:200]}"
 
 
 def test_no_error_outputs_unless_tagged(nb):

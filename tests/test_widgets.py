@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # tests only; notebooks use `%matplotlib inline`
-
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 
 from kdkit import distributions, plotting, widgets  # noqa: E402
 
@@ -157,13 +154,39 @@ def test_explorer_rejects_bad_logits(choices, message):
 # ----------------------------------------------------------------------------- plots
 
 
+def expected_ratios(z, T) -> np.ndarray:
+    """``p_j / p_top`` of ``softmax(z / T)``, 1 at the top class (its own reference bar)."""
+    p = distributions.softened(z, T)
+    ratios = distributions.wrong_class_ratios(p, int(z.argmax())).double().numpy()
+    ratios[int(z.argmax())] = 1.0
+    return ratios
+
+
+def bar_colors(ax) -> list[str]:
+    """``"top"`` for an orange (C1) bar, ``"rest"`` for a blue (C0) one."""
+    top, rest = to_rgba("C1"), to_rgba("C0")
+    named = {top: "top", rest: "rest"}
+    return [named.get(rect.get_facecolor(), "?") for rect in ax.containers[0]]
+
+
 def test_softened_distribution_figure_and_update():
     fig = plotting.plot_softened_distribution(HAND, 2.0, NAMES, title="hand")
     assert len(fig.axes) == 2
-    np.testing.assert_allclose(bar_heights(fig.axes[0]), expected_probs(HAND, 2.0))
-    assert fig.axes[1].get_yscale() == "log"
+    ax_p, ax_r = fig.axes
+    np.testing.assert_allclose(bar_heights(ax_p), expected_probs(HAND, 2.0))
+    np.testing.assert_allclose(bar_heights(ax_r), expected_ratios(HAND, 2.0), rtol=1e-6)
+    assert bar_colors(ax_p) == ["top" if i == 2 else "rest" for i in range(10)]
+    assert [t.get_text() for t in ax_p.texts][:3] == [
+        f"{p:.2f}" if p >= 0.005 else "" for p in expected_probs(HAND, 2.0)[:3]
+    ]
+    assert [t.get_text() for t in ax_p.get_xticklabels()] == NAMES
+    H = float(distributions.entropy(distributions.softened(HAND, 2.0)))
+    assert fig.get_suptitle().startswith(f"hand  |  T = 2.00:  entropy {H:.2f} nats")
+    assert ax_r.get_yscale() == "log"
     plotting.update_softened_distribution(fig, OTHER, 0.5)
-    np.testing.assert_allclose(bar_heights(fig.axes[0]), expected_probs(OTHER, 0.5))
+    np.testing.assert_allclose(bar_heights(ax_p), expected_probs(OTHER, 0.5))
+    np.testing.assert_allclose(bar_heights(ax_r), expected_ratios(OTHER, 0.5), rtol=1e-6)
+    assert bar_colors(ax_r) == ["top" if i == 7 else "rest" for i in range(10)]
     single = plotting.plot_softened_distribution(HAND, 1.0, ratios=False)
     assert len(single.axes) == 1
     with pytest.raises(ValueError, match="the figure shows 10 classes but the logits have 5"):
@@ -174,9 +197,14 @@ def test_temperature_grid_has_one_axes_per_temperature():
     temperatures = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
     fig = plotting.plot_temperature_grid(HAND, temperatures, NAMES, ncols=4)
     assert len(fig.axes) == len(temperatures)
-    for ax, T in zip(fig.axes, temperatures, strict=True):
+    sweep = distributions.temperature_sweep(HAND, temperatures)
+    for k, (ax, T) in enumerate(zip(fig.axes, temperatures, strict=True)):
         np.testing.assert_allclose(bar_heights(ax), expected_probs(HAND, T), rtol=1e-6)
         assert ax.get_title() == f"T = {T:g}"
+        assert bar_colors(ax) == ["top" if i == 2 else "rest" for i in range(10)]
+        (summary,) = ax.texts
+        H, m = float(sweep["entropy"][k]), float(sweep["mass_outside_top"][k])
+        assert summary.get_text() == f"H = {H:.2f} nats\n$1 - p_{{top}}$ = {m:.2f}"
 
 
 def test_temperature_sweep_plot_matches_distributions():
@@ -189,7 +217,14 @@ def test_temperature_sweep_plot_matches_distributions():
     np.testing.assert_allclose(entropy_line.get_ydata(), sweep["entropy"].numpy(), rtol=1e-6)
     np.testing.assert_allclose(mass_line.get_ydata(), sweep["mass_outside_top"].numpy(), rtol=1e-6)
     # one line per wrong class in the ratio panel (plus the dashed line at 1)
-    assert len([line for line in fig.axes[2].lines if line.get_label() in NAMES]) == 9
+    ratio_lines = {line.get_label(): line for line in fig.axes[2].lines}
+    ratio_lines = {name: line for name, line in ratio_lines.items() if name in NAMES}
+    assert list(ratio_lines) == [name for name in NAMES if name != "2"]
+    ratios = distributions.wrong_class_ratios(sweep["probs"], 2).double().numpy()  # (K, V)
+    for j, name in enumerate(NAMES):
+        if name != "2":
+            np.testing.assert_allclose(ratio_lines[name].get_ydata(), ratios[:, j], rtol=1e-6)
+    assert "'2'" in fig.axes[1].get_title()  # the top class
 
 
 @pytest.mark.parametrize(

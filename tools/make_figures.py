@@ -3,6 +3,9 @@
 - A code cell tagged ``figure:NAME`` contributes its first PNG output as ``figures/NAME.png``.
 - A code cell tagged ``readme:NAME`` prints a Markdown table; its text replaces the block between
   ``<!-- begin readme:NAME -->`` and ``<!-- end readme:NAME -->`` in README.md.
+- The temperature explorer's screenshots (:data:`SCREENSHOTS`), which ``make browser`` leaves in
+  ``build/screenshots/`` (ignored by git; ``KDKIT_SCREENSHOT_DIR`` overrides it), are copied to
+  ``figures/`` when present. Tests never write to ``figures/`` themselves.
 
 So the README always shows exactly what the (CI-checked) notebooks show. ``make notebooks`` runs
 this after re-executing the notebooks; ``tests/test_figures.py`` checks that both are current.
@@ -12,13 +15,36 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
 README = ROOT / "README.md"
+# Taken by tests/test_browser.py (JupyterLab in Chromium), not stored in any notebook.
+SCREENSHOTS = ("temperature_explorer_before", "temperature_explorer_after")
+
+
+def screenshot_dir() -> Path:
+    """Where the browser tests leave their screenshots: ``$KDKIT_SCREENSHOT_DIR`` if set, else
+    ``build/screenshots/`` (ignored by git)."""
+    return Path(os.environ.get("KDKIT_SCREENSHOT_DIR") or ROOT / "build" / "screenshots")
+
+
+def copy_screenshots(source: Path | None = None, target: Path = FIGURES) -> list[str]:
+    """Copy each of :data:`SCREENSHOTS` found in ``source`` into ``target``; the names copied.
+    A missing screenshot keeps its committed copy (no Chromium here: nothing to refresh)."""
+    source = screenshot_dir() if source is None else source
+    copied = []
+    for name in SCREENSHOTS:
+        shot = source / f"{name}.png"
+        if shot.is_file():
+            shutil.copyfile(shot, target / f"{name}.png")
+            copied.append(name)
+    return copied
 
 
 def _tagged_cells(prefix: str):
@@ -79,6 +105,11 @@ def main() -> int:
         print(f"figures/{name}.png")
     README.write_text(readme_with_tables(README.read_text(), all_tables()))
     print("README.md result tables")
+    copied = copy_screenshots()
+    for name in copied:
+        print(f"figures/{name}.png (from {screenshot_dir()})")
+    if len(copied) < len(SCREENSHOTS):
+        print(f"screenshots not in {screenshot_dir()}: run `make browser` first to refresh them")
     return 0
 
 

@@ -1,0 +1,435 @@
+"""The whole T5 distillation experiment behind ``kdkit distill-t5`` (notebook 06), as short
+named stages, and several experiments side by side.
+
+:func:`distill_t5` reads top to bottom: start the run, load the data, prepare the teacher,
+make one student initialisation, let the teacher label the training inputs, train each
+student arm from that initialisation with the same budget, score every model. Each stage
+writes what it finished into the run directory, so ``resume=True`` skips it next time.
+:func:`distill_t5_jobs` runs several experiments (seeds, variants) in worker processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from kdkit.checkpoints import write_json
+from kdkit.config import T5DistillConfig, TrainConfig
+from kdkit.data.batching import Seq2SeqSplits, TextPair, encode_pairs
+from kdkit.data.loading import load_text_pairs
+from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vocabulary_texts
+from kdkit.features import identity_projection
+from kdkit.jobs import run_jobs
+from kdkit.seed import set_seed
+from kdkit.seq2seq import Seq2SeqObjective, evaluate_seq2seq, teacher_outputs, train_seq2seq
+from kdkit.t5 import (
+    build_t5,
+    check_t5_vocab,
+    load_t5,
+    save_t5,
+    t5_student_from_teacher,
+    t5_vocab_size,
+)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "MODEL_NAMES",
+    "RunSeeds",
+    "check_resumable",
+    "load_splits",
+    "distill_t5",
+    "distill_t5_jobs",
+]
+
+MODEL_NAMES = ("teacher", "student_ce", "student_kd", "student_seqkd")
+Features = list[dict[str, list[int]]]
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Every seed of one experiment, derived from ``config.seed`` so that one number moves the
+    whole run: data, both initialisations, batch order and dropout. (Fixed offsets: changing
+    them changes every published result.)"""
+
+    data: int  # the synthetic tasks' examples and the global RNG at the start
+    teacher_init: int  # a teacher built from scratch
+    student_init: int  # the one initialisation every student arm starts from
+    teacher_train: TrainConfig  # the teacher's run, its seed moved by config.seed
+    student_train: TrainConfig  # every student's run, the same seed for every arm
+
+    @classmethod
+    def of(cls, config: T5DistillConfig) -> RunSeeds:
+        """The seeds of ``config``."""
+        return cls(
+            data=config.seed,
+            teacher_init=config.seed,
+            student_init=config.seed + 1,  # not the teacher's: the two must not start alike
+            teacher_train=replace(
+                config.teacher_train, seed=config.teacher_train.seed + config.seed
+            ),
+            student_train=replace(
+                config.student_train, seed=config.student_train.seed + config.seed
+            ),
+        )
+
+
+@dataclass
+class _Run:
+    """One experiment in progress: its directory, device, seeds and finished stages."""
+
+    config: T5DistillConfig
+    out: Path
+    device: torch.device
+    resume: bool
+    progress: bool
+    log: Callable[[str], None]
+    seeds: RunSeeds
+    histories: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def bf16(self) -> bool:
+        return self.config.student_train.bf16 and self.device.type == "cuda"
+
+    def finished(self, name: str) -> bool:
+        """Whether ``name`` was trained and saved by an earlier run of this directory."""
+        return self.resume and name in self.histories and (self.out / name).exists()
+
+    def record(self, name: str, history: dict) -> None:
+        self.histories[name] = history
+        write_json(self.histories, self.out / "history.json")
+
+    def generate_kwargs(self) -> dict:
+        c = self.config
+        return dict(
+            batch_size=c.eval_batch_size, max_source_len=c.max_source_len,
+            max_new_tokens=c.max_new_tokens, bf16=self.bf16,
+        )
+
+    def encode(self, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[TextPair]) -> Features:
+        c = self.config
+        return encode_pairs(tokenizer, pairs, c.max_source_len, c.max_target_len)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available; use device='cpu'.")
+    return torch.device(name)
+
+
+def _start(
+    config: T5DistillConfig,
+    out_dir: str | Path,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None],
+) -> _Run:
+    """Create the run directory, refuse to resume a different config, seed everything."""
+    out = Path(out_dir)
+    if resume:
+        check_resumable(config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(config, out, _device(config.device), resume, progress, log, RunSeeds.of(config))
+    write_json(config.to_dict(), out / "config.json")
+    set_seed(run.seeds.data)
+    if resume and (out / "history.json").exists():
+        run.histories = json.loads((out / "history.json").read_text())
+    return run
+
+
+def check_resumable(config: T5DistillConfig, out_dir: str | Path) -> None:
+    """A ``ValueError`` when ``out_dir`` holds a run of a different config (nothing to resume
+    there); fine when it holds this config's run or none."""
+    previous = Path(out_dir) / "config.json"
+    if previous.exists() and json.loads(previous.read_text()) != config.to_dict():
+        raise ValueError(
+            f"{out_dir} holds a run with a different config ({previous}); resume it with the "
+            f"same preset and flags, or choose another --out directory."
+        )
+
+
+def load_splits(config: T5DistillConfig) -> Seq2SeqSplits:
+    """The experiment's train/validation/test pairs: the synthetic tasks or a dataset."""
+    if config.dataset == "synthetic":
+        return make_text_tasks(
+            config.tasks, config.num_train, config.num_val, config.num_test, seed=config.seed
+        )
+    return load_text_pairs(
+        config.dataset, num_train=config.num_train, num_val=config.num_val,
+        num_test=config.num_test,
+    )
+
+
+def _new_teacher(run: _Run, splits: Seq2SeqSplits) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """The teacher before training: loaded by name or directory, or built from its size with
+    a word-level tokenizer over the training texts."""
+    config = run.config
+    if config.teacher is not None:
+        return load_t5(config.teacher)
+    texts = [text for pair in splits.train for text in pair]
+    if config.dataset == "synthetic":  # every word the tasks can produce: no <unk>
+        texts += task_vocabulary_texts(config.tasks)
+    tokenizer = build_word_tokenizer(texts)
+    torch.manual_seed(run.seeds.teacher_init)
+    teacher = build_t5(
+        len(tokenizer), **asdict(config.teacher_size),
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return teacher, tokenizer
+
+
+def _prepare_teacher(
+    run: _Run, splits: Seq2SeqSplits
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """The trained teacher, in ``eval()`` on the run's device, saved to ``out/teacher``."""
+    directory = run.out / "teacher"
+    if run.finished("teacher"):
+        teacher, tokenizer = load_t5(directory)
+        run.log(f"teacher: loaded from {directory}")
+        return teacher.to(run.device).eval(), tokenizer
+    teacher, tokenizer = _new_teacher(run, splits)
+    teacher.to(run.device)
+    tick = time.perf_counter()
+    history: dict = {}
+    if run.config.teacher_train.max_steps > 0:
+        history = train_seq2seq(
+            teacher, run.encode(tokenizer, splits.train), run.seeds.teacher_train,
+            checkpoint_dir=run.out / "checkpoints" / "teacher", resume=run.resume,
+            progress=run.progress, desc="teacher",
+        )
+    seconds = time.perf_counter() - tick
+    save_t5(teacher, tokenizer, directory)
+    run.record("teacher", {**history, "train_seconds": seconds})
+    return teacher.eval(), tokenizer
+
+
+def _student_init(run: _Run, teacher: nn.Module, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+    """The one initialisation every student arm starts from (loaded, built, or every other
+    teacher block), checked against the teacher's vocabulary."""
+    config = run.config
+    torch.manual_seed(run.seeds.student_init)
+    if config.student is not None:
+        student, _ = load_t5(config.student, with_tokenizer=False)
+    elif config.student_from_teacher:
+        student = t5_student_from_teacher(
+            teacher, config.student_size.num_layers, config.student_size.num_decoder_layers
+        )
+    else:
+        student = build_t5(
+            t5_vocab_size(teacher), **asdict(config.student_size),
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    check_t5_vocab(teacher, student, tokenizer)
+    return student.to(run.device)
+
+
+def _teacher_labels(
+    run: _Run, teacher: nn.Module, tokenizer: PreTrainedTokenizerBase, train: list[TextPair]
+) -> list[TextPair]:
+    """Each training input with the teacher's output as its target (Kim & Rush 2016), cached
+    in ``out/teacher_outputs_train.json``; empty when no arm needs them."""
+    config = run.config
+    n_labelled = len(train) if config.num_labelled is None else config.num_labelled
+    if not (config.seqkd or n_labelled < len(train)):
+        return []
+    cache = run.out / "teacher_outputs_train.json"
+    if run.resume and cache.exists():
+        return [tuple(pair) for pair in json.loads(cache.read_text())]
+    run.log("teacher: generating its outputs on the training inputs")
+    tick = time.perf_counter()
+    outputs = teacher_outputs(
+        teacher, tokenizer, train, num_beams=config.seqkd_num_beams, **run.generate_kwargs()
+    )
+    write_json(outputs, cache)
+    run.histories["teacher"]["outputs_seconds"] = time.perf_counter() - tick
+    write_json(run.histories, run.out / "history.json")
+    return outputs
+
+
+def _student_arms(
+    run: _Run,
+    teacher: nn.Module,
+    student_init: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    train: list[TextPair],
+    outputs: list[TextPair],
+) -> list[tuple[str, Seq2SeqObjective, Features]]:
+    """Each student arm: its name, objective and training features. The students have
+    references for the first ``num_labelled`` training pairs only; the rest are theirs
+    through the teacher's outputs."""
+    config = run.config
+    n_labelled = len(train) if config.num_labelled is None else config.num_labelled
+    labelled = train[:n_labelled]
+    projection = None
+    if config.hidden_weight > 0:
+        projection = identity_projection(student_init.config.d_model, teacher.config.d_model)
+    kd = Seq2SeqObjective(
+        teacher=teacher, T=config.T, alpha=config.alpha, hidden_weight=config.hidden_weight,
+        projection=projection,
+    )
+    arms = [
+        # CE: only what the student could learn without a teacher
+        ("student_ce", Seq2SeqObjective(), run.encode(tokenizer, labelled)),
+        # token-level KD: references where labelled, the teacher's outputs elsewhere, as decoder
+        # inputs; the teacher's distribution at every position
+        ("student_kd", kd, run.encode(tokenizer, labelled + outputs[n_labelled:])),
+    ]
+    if config.seqkd:  # sequence-level KD: the teacher's outputs everywhere, plain CE
+        arms.append(("student_seqkd", Seq2SeqObjective(), run.encode(tokenizer, outputs)))
+    return arms
+
+
+def _train_student(
+    run: _Run,
+    name: str,
+    objective: Seq2SeqObjective,
+    features: Features,
+    student_init: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+) -> nn.Module:
+    """One student arm trained from a copy of ``student_init``, saved to ``out/<name>``."""
+    directory = run.out / name
+    if run.finished(name):
+        student, _ = load_t5(directory, with_tokenizer=False)
+        run.log(f"{name}: loaded from {directory}")
+        return student.to(run.device)
+    student = copy.deepcopy(student_init)
+    tick = time.perf_counter()
+    history = train_seq2seq(
+        student, features, run.seeds.student_train, objective=objective,
+        checkpoint_dir=run.out / "checkpoints" / name, resume=run.resume,
+        progress=run.progress, desc=name,
+    )
+    seconds = time.perf_counter() - tick
+    save_t5(student, tokenizer, directory)
+    run.record(name, {**history, "train_seconds": seconds})
+    return student
+
+
+def _evaluate(
+    run: _Run,
+    models: dict[str, nn.Module],
+    tokenizer: PreTrainedTokenizerBase,
+    test: list[TextPair],
+) -> dict[str, dict]:
+    """Every model scored on the test split; written to ``out/metrics.json``."""
+    config = run.config
+    metrics: dict[str, dict] = {}
+    for name, model in models.items():
+        result = evaluate_seq2seq(
+            model, tokenizer, test, metric=config.metric, num_beams=config.num_beams,
+            **run.generate_kwargs(),
+        )
+        result["train_seconds"] = run.histories.get(name, {}).get("train_seconds")
+        metrics[name] = result
+        score = f"{config.metric} {result['score']:6.2f}"
+        run.log(f"{name:14s} {result['params']:>10,d} params  {score}")
+    write_json(metrics, run.out / "metrics.json")
+    return metrics
+
+
+def distill_t5(
+    config: T5DistillConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """The whole T5 distillation experiment; writes ``out_dir/metrics.json`` and returns it.
+
+    1. Data: the synthetic tasks, or a dataset (:func:`kdkit.data.loading.load_text_pairs`).
+    2. Teacher: loaded (``config.teacher``: name or directory) or built from
+       ``config.teacher_size`` with a word-level tokenizer; trained for
+       ``config.teacher_train.max_steps`` (0 = used as loaded); saved to ``out_dir/teacher``.
+    3. Students from one initialisation (pretrained, built, or every other teacher block), each
+       trained with ``config.student_train`` (the same budget): ``student_ce`` (cross-entropy
+       on the references), ``student_kd`` (token-level KD), ``student_seqkd`` (CE on the
+       teacher's outputs, when ``config.seqkd``); saved to ``out_dir/<name>``. With
+       ``config.num_labelled`` the students have references for only the first N training
+       pairs: the CE student trains on those alone, the KD students also on the other training
+       inputs, with the teacher's outputs as targets (a transfer set, Hinton et al. 2015 §3).
+    4. Every model scored on the test split: ``metrics.json`` maps each name to
+       :func:`kdkit.seq2seq.evaluate_seq2seq`'s dict plus ``train_seconds``.
+
+    Checkpoints go to ``out_dir/checkpoints/<name>``; ``resume=True`` skips finished models and
+    continues interrupted ones exactly. ``history.json`` holds the training curves.
+    """
+    run = _start(config, out_dir, resume, progress, log)
+    log(f"data: {config.dataset}")
+    splits = load_splits(config)
+    teacher, tokenizer = _prepare_teacher(run, splits)
+    student_init = _student_init(run, teacher, tokenizer)
+    outputs = _teacher_labels(run, teacher, tokenizer, splits.train)
+    models = {"teacher": teacher}
+    for name, objective, features in _student_arms(
+        run, teacher, student_init, tokenizer, splits.train, outputs
+    ):
+        models[name] = _train_student(run, name, objective, features, student_init, tokenizer)
+    return _evaluate(run, models, tokenizer, splits.test)
+
+
+def _distill_t5_job(
+    config: T5DistillConfig, out_dir: str, resume: bool, threads: int | None
+) -> dict[str, dict]:
+    """One :func:`distill_t5` run in a worker process: quiet, its log in ``out_dir/log.txt``."""
+    import contextlib
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        open(out / "log.txt", "a") as f,
+        contextlib.redirect_stdout(f),
+        contextlib.redirect_stderr(f),
+    ):
+        return distill_t5(
+            config, out, resume=resume, progress=False,
+            log=lambda message: print(message, file=sys.stderr),
+        )
+
+
+def distill_t5_jobs(
+    jobs: dict[str, T5DistillConfig],
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    threads: int | None = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, dict[str, dict]]:
+    """Several :func:`distill_t5` runs (seeds, variants), ``workers`` at a time.
+
+    ``jobs`` maps a run's name to its config; run ``name`` writes ``out_dir/name`` (its
+    ``metrics.json``, models, checkpoints and ``log.txt``). Returns ``{name: metrics}`` in the
+    order of ``jobs``. With ``workers > 1`` each run is a separate process
+    (:func:`kdkit.jobs.run_jobs`: the workers die with their parent) with ``threads`` torch
+    threads: on a 2-core CPU, two one-thread runs side by side take about half the time of
+    running them one after the other, and give the same numbers (each run seeds itself).
+    ``workers=1`` runs them here, one by one. In a script (not a notebook), call it under
+    ``if __name__ == "__main__":``: spawned workers re-import the script.
+    """
+    if not jobs:
+        raise ValueError("jobs is empty: give at least one {name: T5DistillConfig}.")
+    for name, config in jobs.items():
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"job name {name!r} must be a plain directory name (no '/').")
+        if not isinstance(config, T5DistillConfig):
+            raise ValueError(f"job {name!r} must map to a T5DistillConfig, got {type(config)}.")
+    out = Path(out_dir)
+    args = [(config, str(out / name), resume, threads) for name, config in jobs.items()]
+    results = run_jobs(_distill_t5_job, args, workers=workers, progress=progress)
+    return dict(zip(jobs, results, strict=True))
