@@ -13,6 +13,17 @@ but the last) with an optional boolean ``mask`` that is True where a position co
 Notation (notebook 03 derives all of it): ``p_T = softmax(teacher_logits / T)``,
 ``p_S = softmax(student_logits / T)``.
 
+Precision: every loss computes in float32 (float64 for float64 input) whatever the logits'
+dtype — bf16/fp16 logits are upcast before ``/ T``, so nothing overflows — and returns that
+dtype. The divergences are computed in a form without cancellation (centred log-ratios and
+``expm1``/``log1p``), so they keep their relative precision when the student is close to the
+teacher, where the textbook ``Σ p_T (log p_T − log p_S)`` loses it, and are never negative.
+
+Value checks (non-finite logits, labels out of range) need the tensors' values: on an
+accelerator that is a host–device synchronisation. :func:`set_value_checks` chooses:
+``"auto"`` (default) checks CPU tensors only, ``True`` always, ``False`` never; under
+``torch.compile`` they are skipped. Shape, dtype and argument checks always run.
+
 This module imports nothing else from kdkit, so it can be copied on its own.
 """
 
@@ -68,12 +79,6 @@ def _check_logits(name: str, logits: torch.Tensor) -> None:
         raise ValueError(
             f"{name} must have shape (..., V) with V >= 1 classes, got {tuple(logits.shape)}."
         )
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError(
-            f"{name} contains NaN or inf values. Logits must be finite: check the model's "
-            f"forward pass (a diverged run, an fp16 overflow) or masking with -inf; mask "
-            f"positions with `mask=` instead."
-        )
 
 
 def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
@@ -126,6 +131,11 @@ def _as_number(value) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, torch.Tensor):
+        if value.requires_grad:
+            raise ValueError(
+                "a temperature or weight that requires grad is not supported (a learnable "
+                "temperature would need its own gradient): pass a number, or T.detach()."
+            )
         return float(value) if value.numel() == 1 and not value.is_complex() else None
     return float(value) if isinstance(value, numbers.Real) else None
 
@@ -158,7 +168,7 @@ def _check_mask(mask: torch.Tensor | None, logits: torch.Tensor) -> None:
     _check_positions("mask has", mask, logits)
 
 
-def _check_labels(labels: torch.Tensor, logits: torch.Tensor, ignore_index: int) -> None:
+def _check_labels(labels: torch.Tensor, logits: torch.Tensor) -> None:
     if not isinstance(labels, torch.Tensor):
         raise ValueError(
             f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}."
@@ -169,14 +179,53 @@ def _check_labels(labels: torch.Tensor, logits: torch.Tensor, ignore_index: int)
             f"For soft (probability) targets use kd_kl_loss or soft_cross_entropy."
         )
     _check_positions("labels have", labels, logits)
-    V = logits.shape[-1]
+
+
+_VALUE_CHECKS: bool | str = "auto"
+
+
+def set_value_checks(mode: bool | str) -> bool | str:
+    """Choose when the losses check tensor values (NaN/inf logits, labels out of range):
+    ``"auto"`` (the default) on CPU tensors only — on a GPU the check would stall the host
+    until the device catches up — ``True`` always (to get the clear error back on a GPU),
+    ``False`` never. Returns the previous mode."""
+    global _VALUE_CHECKS
+    if mode not in (True, False, "auto"):
+        raise ValueError(f"mode must be True, False or 'auto', got {mode!r}.")
+    previous, _VALUE_CHECKS = _VALUE_CHECKS, mode
+    return previous
+
+
+def _check_values(
+    logits: dict[str, torch.Tensor],
+    labels: torch.Tensor | None = None,
+    ignore_index: int = -100,
+) -> None:
+    """Finite logits and labels in range, read with one synchronisation (see module doc)."""
+    first = next(iter(logits.values()))
+    if _VALUE_CHECKS is False or torch.compiler.is_compiling():
+        return
+    if _VALUE_CHECKS == "auto" and first.device.type != "cpu":
+        return
+    V = first.shape[-1]
+    oks = [torch.isfinite(z).all() for z in logits.values()]
+    if labels is not None:
+        oks.append(((labels == ignore_index) | ((labels >= 0) & (labels < V))).all())
+    if bool(torch.stack(oks).all()):
+        return
+    for name, z in logits.items():
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(
+                f"{name} contains NaN or inf values. Logits must be finite: check the model's "
+                f"forward pass (a diverged run, an fp16 overflow) or masking with -inf; mask "
+                f"positions with `mask=` instead."
+            )
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= V))
-    if bool(bad.any()):
-        value = int(labels[bad].flatten()[0])
-        raise ValueError(
-            f"labels must lie in [0, {V - 1}] or equal ignore_index={ignore_index}, found "
-            f"{value}. Padding in seq2seq labels should be set to {ignore_index}."
-        )
+    raise ValueError(
+        f"labels must lie in [0, {V - 1}] or equal ignore_index={ignore_index}, found "
+        f"{int(labels[bad].flatten()[0])}. Padding in seq2seq labels should be set to "
+        f"{ignore_index}."
+    )
 
 
 # --------------------------------------------------------------------------- reductions
@@ -214,17 +263,164 @@ def reduce_positions(
     return total / count.clamp(min=1).to(total.dtype)
 
 
+# --------------------------------------------------------------------------- exact arithmetic
+
+
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 if any input is float64, else float32 (bf16/fp16 logits are upcast)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _scaled(logits: torch.Tensor, T: float, dtype: torch.dtype) -> torch.Tensor:
+    """``logits / T`` in ``dtype``, upcast first: no overflow for any finite input."""
+    return logits.to(dtype) / T
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """``log softmax(z)`` over the last dimension, to a few float32 ulps.
+
+    ``(z − max) − log1p(Σ_{i ≠ argmax} exp(z_i − max))``: the largest term (exactly 1) is left
+    out of the sum, so a confident distribution keeps the precision of its small log-mass
+    (torch's fused float32 ``log_softmax`` on CPU is off by ~1e-5 at 32k classes).
+    """
+    top = z.argmax(dim=-1, keepdim=True)  # (..., 1)
+    shifted = z - z.gather(-1, top)  # (..., V), <= 0
+    rest = torch.exp(shifted).scatter(-1, top, 0.0).sum(dim=-1, keepdim=True)  # (..., 1)
+    return shifted - torch.log1p(rest)
+
+
+def _mean_expm1(p: torch.Tensor, log_p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``E_p[exp(−d) − 1 + d]`` per position (``≥ 0``), without cancellation for small ``d``.
+
+    Shapes ``(..., V) -> (...)``. Where ``|d| ≤ 1``: ``p · (expm1(−d) + d)``; elsewhere
+    ``exp(log p − d) − p + p·d``, which cannot overflow where ``p`` is tiny.
+    """
+    small = d.abs() <= 1.0
+    d_small = d.clamp(-1.0, 1.0)  # keeps the unused branch finite (and its gradient 0)
+    near = p * (torch.expm1(-d_small) + d_small)
+    far = torch.exp(log_p - d) - p + p * d
+    return torch.where(small, near, far).sum(dim=-1).clamp_min(0.0)
+
+
+def _kl_parts(z_p: torch.Tensor, z_q: torch.Tensor):
+    """For ``p = softmax(z_p)``, ``q = softmax(z_q)`` over the last dimension: ``log p``, ``p``,
+    the log-ratio ``r = log p − log q`` ``(..., V)`` and ``KL(p ‖ q)`` ``(...)``.
+
+    With ``d = z_p − z_q`` centred so that ``E_p[d] = 0``: ``KL = log E_p[exp(−d)]`` and
+    ``r = d + KL``; written with ``log1p``/``expm1`` this keeps its relative precision when
+    ``p ≈ q`` (the textbook ``Σ p (log p − log q)`` subtracts two nearly equal numbers).
+    """
+    log_p = F.log_softmax(z_p, dim=-1)  # its normaliser's error scales KL by 1 + O(1e-5)
+    p = log_p.exp()
+    d = z_p - z_q
+    d = d - (p * d).sum(dim=-1, keepdim=True)  # (..., V), E_p[d] = 0
+    kl = torch.log1p(_mean_expm1(p, log_p, d))  # (...), inf once KL > ~88 ...
+    kl_large = torch.logsumexp(log_p - d, dim=-1)  # ... where this form is exact
+    kl = torch.where(kl_large > 1.0, kl_large, kl)
+    return log_p, p, d + kl.unsqueeze(-1), kl
+
+
+def _log_mix(x: torch.Tensor, w: float, log_w: float, log_1mw: float) -> torch.Tensor:
+    """``log(1 − w + w·exp(x))`` elementwise, precise for small ``x`` and safe for large
+    (``log_w = log w`` and ``log_1mw = log(1 − w)`` given exactly, also for ``w`` near 0 or 1)."""
+    near = torch.log1p(w * torch.expm1(x.clamp(-1.0, 1.0)))
+    far = torch.logaddexp(torch.full_like(x, log_1mw), x + log_w)
+    return torch.where(x.abs() <= 1.0, near, far)
+
+
+def _centred(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``g − p · Σ g``: a divergence's gradient w.r.t. logits sums to 0 over the classes.
+
+    Computed, it does not quite: a softmax's normaliser is off by a few float32 ulps (common to
+    the row, so the error is ``∝ p``), and near a one-hot ``p`` the top entry is a difference
+    of two numbers close to 1. Both errors sit along ``p`` and this projection removes them.
+    """
+    return g - p * g.sum(dim=-1, keepdim=True)
+
+
+def _divergence_and_grads(z_s: torch.Tensor, z_t: torch.Tensor, beta: float, grads: bool):
+    """The GKD family on scaled logits ``(..., V)``: ``beta=0`` ``KL(p_T ‖ p_S)``, ``beta=1``
+    ``KL(p_S ‖ p_T)``, otherwise the generalized JSD. Returns the values ``(...)`` and, with
+    ``grads``, their gradients w.r.t. ``z_s`` and ``z_t`` ``(..., V)``: ``∂KL(p‖q)/∂z_q =
+    q − p`` and ``∂KL(p‖q)/∂z_p = p ⊙ (log p − log q − KL)``, written without cancellation."""
+    if beta == 0.0 or beta == 1.0:
+        z_p, z_q = (z_t, z_s) if beta == 0.0 else (z_s, z_t)
+        _, p, r, kl = _kl_parts(z_p, z_q)  # r = log p − log q
+        if not grads:
+            return kl, None, None
+        g_q = _centred(torch.softmax(z_q, dim=-1) - p, p)
+        g_p = _centred(p * (r - kl.unsqueeze(-1)), p)
+        return (kl, g_q, g_p) if beta == 0.0 else (kl, g_p, g_q)
+    _, p_t, r, _ = _kl_parts(z_t, z_s)  # r = log p_T − log p_S
+    p_s = torch.softmax(z_s, dim=-1)
+    log_b, log_1mb = math.log(beta), math.log1p(-beta)
+    a_t = -_log_mix(-r, 1.0 - beta, log_1mb, log_b)  # log p_T − log M, (..., V)
+    a_s = -_log_mix(r, beta, log_b, log_1mb)  # log p_S − log M
+    kl_t, kl_s = (p_t * a_t).sum(dim=-1), (p_s * a_s).sum(dim=-1)  # KL(p_T ‖ M), KL(p_S ‖ M)
+    jsd = (beta * kl_t + (1.0 - beta) * kl_s).clamp_min(0.0)
+    if not grads:
+        return jsd, None, None
+    g_s = _centred((1.0 - beta) * p_s * (a_s - kl_s.unsqueeze(-1)), p_s)
+    g_t = _centred(beta * p_t * (a_t - kl_t.unsqueeze(-1)), p_t)
+    return jsd, g_s, g_t
+
+
+class _Divergence(torch.autograd.Function):
+    """Per-position divergence between student and teacher logits at temperature ``T``
+    (``beta`` as in :func:`_divergence_and_grads`), computed in ``dtype``. Only the inputs are
+    kept for the backward pass, which recomputes the distributions: no ``(..., V)``
+    intermediates stay alive between forward and backward."""
+
+    @staticmethod
+    def forward(ctx, student_logits, teacher_logits, T: float, beta: float, dtype):
+        ctx.save_for_backward(student_logits, teacher_logits)
+        ctx.T, ctx.beta, ctx.dtype = T, beta, dtype
+        z_s, z_t = _scaled(student_logits, T, dtype), _scaled(teacher_logits, T, dtype)
+        return _divergence_and_grads(z_s, z_t, beta, grads=False)[0]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        student_logits, teacher_logits = ctx.saved_tensors
+        T, dtype = ctx.T, ctx.dtype
+        z_s, z_t = _scaled(student_logits, T, dtype), _scaled(teacher_logits, T, dtype)
+        need_s, need_t = ctx.needs_input_grad[:2]
+        if ctx.beta == 0.0 and not need_t:  # KD's case: the gradient is just p_S − p_T
+            p_t = torch.softmax(z_t, dim=-1)
+            g_s, g_t = _centred(torch.softmax(z_s, dim=-1) - p_t, p_t), None
+        else:
+            _, g_s, g_t = _divergence_and_grads(z_s, z_t, ctx.beta, grads=True)
+        scale = (grad_out / T).unsqueeze(-1)  # d z / d logits = 1 / T
+
+        def chain(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            # where: a position that does not count (masked, grad 0) may hold inf/NaN partials
+            return torch.where(scale != 0, g * scale, 0.0).to(like.dtype)
+
+        grad_s = chain(g_s, student_logits) if need_s else None
+        grad_t = chain(g_t, teacher_logits) if need_t else None
+        return grad_s, grad_t, None, None, None
+
+
+def _divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, beta: float
+) -> torch.Tensor:
+    """:class:`_Divergence` per position ``(...)``, in float32 (float64 for float64 input)."""
+    dtype = _compute_dtype(student_logits, teacher_logits)
+    return _Divergence.apply(student_logits, teacher_logits, T, beta, dtype)
+
+
 # --------------------------------------------------------------------------- losses
 
 
 def soft_targets(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     """Temperature-softened probabilities ``softmax(logits / T)`` over the last dimension.
 
-    Shapes: ``(..., V) -> (..., V)``. Hinton, Vinyals & Dean (2015), eq. 1.
+    Shapes: ``(..., V) -> (..., V)``, float32 (float64 for float64 input). Hinton, Vinyals &
+    Dean (2015), eq. 1.
     """
     _check_logits("logits", logits)
     T = check_temperature(T)
-    return torch.softmax(logits / T, dim=-1)
+    _check_values({"logits": logits})
+    return _log_softmax(_scaled(logits, T, _compute_dtype(logits))).exp()
 
 
 def kd_kl_loss(
@@ -237,19 +433,18 @@ def kd_kl_loss(
     """``T² · KL(p_T ‖ p_S)`` per position, reduced over counted positions.
 
     Shapes: logits ``(..., V)``, mask ``(...)``; returns a scalar, or ``(...)`` for
-    ``reduction="none"``. For ``(B, V)`` and ``"mean"`` this equals
-    ``T**2 * F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True, reduction="batchmean")``.
-    The ``T²`` keeps gradient magnitudes independent of T (Hinton et al. 2015, §2).
-    Its gradient w.r.t. one position's student logits is ``T · (p_S − p_T)`` (divided by the
-    number of counted positions for ``"mean"``).
+    ``reduction="none"`` (float32, or float64 for float64 input). For ``(B, V)`` and ``"mean"``
+    this equals ``T**2 * F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True,
+    reduction="batchmean")``. The ``T²`` keeps gradient magnitudes independent of T (Hinton
+    et al. 2015, §2). Its gradient w.r.t. one position's student logits is ``T · (p_S − p_T)``
+    (divided by the number of counted positions for ``"mean"``).
     """
     _check_pair(student_logits, teacher_logits)
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
-    log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (..., V)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)  # (...)
+    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
+    kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
     return reduce_positions(T**2 * kl, mask, reduction)
 
 
@@ -265,16 +460,30 @@ def soft_cross_entropy(
     Equals ``kd_kl_loss + T² · H(p_T)``: the same gradient w.r.t. the student as the KL,
     but its value does not reach 0 when the student matches the teacher (it bottoms out
     at the teacher's entropy). Many tutorials call this "the KL loss"; it is not.
-    Shapes as in :func:`kd_kl_loss`.
+    Shapes and dtype as in :func:`kd_kl_loss`.
     """
     _check_pair(student_logits, teacher_logits)
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
-    p_t = torch.softmax(teacher_logits / T, dim=-1)  # (..., V)
-    ce = -(p_t * log_p_s).sum(dim=-1)  # (...)
+    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
+    dtype = _compute_dtype(student_logits, teacher_logits)
+    log_p_t = _log_softmax(_scaled(teacher_logits, T, dtype))  # (..., V)
+    entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_T), (...)
+    ce = _divergence(student_logits, teacher_logits, T, beta=0.0) + entropy  # (...)
     return reduce_positions(T**2 * ce, mask, reduction)
+
+
+def _hard_ce_values(
+    student_logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position ``−log p_S[label]`` ``(...)`` (0 where ignored) and the counted mask."""
+    mask = labels != ignore_index  # (...)
+    # any valid index where ignored; gather needs int64 (labels may be int16/int32)
+    safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
+    log_p = _log_softmax(student_logits.to(_compute_dtype(student_logits)))  # (..., V)
+    nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (...)
+    return nll, mask
 
 
 def hard_cross_entropy(
@@ -289,13 +498,10 @@ def hard_cross_entropy(
     ``ignore_index``, except that a mean over zero counted positions is 0 instead of NaN.
     """
     _check_logits("student_logits", student_logits)
-    _check_labels(labels, student_logits, ignore_index)
+    _check_labels(labels, student_logits)
     check_reduction(reduction)
-    mask = labels != ignore_index  # (...)
-    # any valid index where ignored; gather needs int64 (labels may be int16/int32)
-    safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
-    log_p = F.log_softmax(student_logits, dim=-1)  # (..., V)
-    nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (...)
+    _check_values({"student_logits": student_logits}, labels, ignore_index)
+    nll, mask = _hard_ce_values(student_logits, labels, ignore_index)
     return reduce_positions(nll, mask, reduction)
 
 
@@ -333,13 +539,13 @@ def distillation_loss(
     T = check_temperature(T)
     alpha = check_unit_interval("alpha", alpha)
     check_reduction(reduction)
-    _check_labels(labels, student_logits, ignore_index)
-    mask = mask_from_labels(labels, ignore_index)
-    hard = hard_cross_entropy(
-        student_logits, labels, ignore_index=ignore_index, reduction=reduction
+    _check_labels(labels, student_logits)
+    _check_values(
+        {"student_logits": student_logits, "teacher_logits": teacher_logits}, labels, ignore_index
     )
-    soft = kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask, reduction=reduction)
-    return alpha_mix(hard, soft, alpha)
+    nll, mask = _hard_ce_values(student_logits, labels, ignore_index)  # (...)
+    kl = T**2 * _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    return reduce_positions(alpha_mix(nll, kl, alpha), mask, reduction)
 
 
 def logit_mse_loss(
@@ -350,14 +556,17 @@ def logit_mse_loss(
 ) -> torch.Tensor:
     """Logit matching: per position, the mean over the V classes of ``(z_S − z_T)²``.
 
-    Shapes as in :func:`kd_kl_loss`. Caruana's logit regression (Ba & Caruana 2014); the
-    high-temperature limit of ``kd_kl_loss`` when logits have zero mean (Hinton et al. §2.1).
+    Shapes and dtype as in :func:`kd_kl_loss`. Caruana's logit regression (Ba & Caruana 2014);
+    the high-temperature limit of ``kd_kl_loss`` when logits have zero mean (Hinton et al.
+    §2.1).
     """
     _check_pair(student_logits, teacher_logits)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    mse = (student_logits - teacher_logits).pow(2).mean(dim=-1)  # (...)
-    return reduce_positions(mse, mask, reduction)
+    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
+    dtype = _compute_dtype(student_logits, teacher_logits)
+    diff = student_logits.to(dtype) - teacher_logits.to(dtype)  # (..., V)
+    return reduce_positions(diff.pow(2).mean(dim=-1), mask, reduction)
 
 
 def generalized_jsd_loss(
@@ -374,26 +583,13 @@ def generalized_jsd_loss(
     otherwise ``beta·KL(p_T ‖ M) + (1−beta)·KL(p_S ‖ M)`` with ``M = beta·p_T + (1−beta)·p_S``.
     No ``T²`` factor. The endpoints are defined as the KLs because the mixture form tends to
     ``beta · KL(p_T ‖ p_S)`` (→ 0) as ``beta → 0``. Bounded by the binary entropy of beta
-    (``log 2`` at ``beta=0.5``). Shapes as in :func:`kd_kl_loss`.
+    (``log 2`` at ``beta=0.5``). Shapes and dtype as in :func:`kd_kl_loss`.
     """
     _check_pair(student_logits, teacher_logits)
     beta = check_unit_interval("beta", beta)
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
-    log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (..., V)
-
-    def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:  # KL(p ‖ q), (...)
-        return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
-
-    if beta == 0.0:
-        jsd = kl(log_p_t, log_p_s)
-    elif beta == 1.0:
-        jsd = kl(log_p_s, log_p_t)
-    else:
-        log_m = torch.logsumexp(
-            torch.stack([log_p_t + math.log(beta), log_p_s + math.log(1.0 - beta)]), dim=0
-        )  # (..., V)
-        jsd = beta * kl(log_p_t, log_m) + (1.0 - beta) * kl(log_p_s, log_m)
+    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
+    jsd = _divergence(student_logits, teacher_logits, T, beta)  # (...)
     return reduce_positions(jsd, mask, reduction)
