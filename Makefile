@@ -14,7 +14,7 @@ LAB_ARGS ?=
 # Jupyter refuses to start as root unless told to (containers often run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit quick nbval browser lint notebooks figures clean
+.PHONY: setup lab test unit quick nbval browser lint notebooks figures bench clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,11 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT) $(LAB_ARGS)
 
 lint: setup
-	$(BIN)/ruff check kdkit tests tools notebooks conftest.py
+	$(BIN)/ruff check kdkit tests tools benchmarks notebooks conftest.py
+
+# Speed and memory as ratios measured side by side (benchmarks/bench.py; minutes on 2 cores).
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Every test but the browser ones, slow ones included.
 unit: setup

@@ -22,6 +22,8 @@ __all__ = [
     "SCHEDULES",
     "SYNTHETIC_TASKS",
     "T5Size",
+    "T5_SIZES",
+    "T5_VOCAB_SIZE",
     "TrainConfig",
     "T5DistillConfig",
     "get_preset",
@@ -63,6 +65,17 @@ class T5Size:
             raise ValueError(
                 f"feed_forward_proj must be one of {FEED_FORWARD}, got {self.feed_forward_proj!r}."
             )
+
+
+T5_VOCAB_SIZE = 32_128  # T5's logits per position (its tokenizer has 32,100 entries)
+# T5's published shapes (Raffel et al. 2020, §3.1 and Appendix), built with random weights:
+# real-size runs with no download (benchmarks, GPU checks).
+T5_SIZES = {
+    "t5-small": T5Size(d_model=512, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8,
+                       d_kv=64, dropout_rate=0.1),
+    "t5-base": T5Size(d_model=768, d_ff=3072, num_layers=12, num_decoder_layers=12,
+                      num_heads=12, d_kv=64, dropout_rate=0.1),
+}
 
 
 @dataclass

@@ -365,39 +365,69 @@ def _divergence_and_grads(z_s: torch.Tensor, z_t: torch.Tensor, beta: float, gra
     return jsd, g_s, g_t
 
 
+_CHUNK_ELEMENTS = 1 << 22  # (rows × V) per piece: 16 MiB in float32
+
+
+def _row_chunks(n_rows: int, V: int) -> list[tuple[int, int]]:
+    """Row ranges covering ``n_rows`` rows of ``V`` classes, about ``_CHUNK_ELEMENTS`` each:
+    the ``(rows, V)`` temporaries of the exact arithmetic never exceed one piece."""
+    step = max(1, _CHUNK_ELEMENTS // max(V, 1))
+    return [(a, min(a + step, n_rows)) for a in range(0, n_rows, step)]
+
+
 class _Divergence(torch.autograd.Function):
     """Per-position divergence between student and teacher logits at temperature ``T``
-    (``beta`` as in :func:`_divergence_and_grads`), computed in ``dtype``. Only the inputs are
-    kept for the backward pass, which recomputes the distributions: no ``(..., V)``
-    intermediates stay alive between forward and backward."""
+    (``beta`` as in :func:`_divergence_and_grads`), computed in ``dtype`` piece by piece over
+    the positions. Only the inputs are kept for the backward pass, which recomputes the
+    distributions; beyond its inputs and the gradient it returns, a call holds one piece's
+    temporaries at a time."""
 
     @staticmethod
     def forward(ctx, student_logits, teacher_logits, T: float, beta: float, dtype):
         ctx.save_for_backward(student_logits, teacher_logits)
         ctx.T, ctx.beta, ctx.dtype = T, beta, dtype
-        z_s, z_t = _scaled(student_logits, T, dtype), _scaled(teacher_logits, T, dtype)
-        return _divergence_and_grads(z_s, z_t, beta, grads=False)[0]
+        V = student_logits.shape[-1]
+        s, t = student_logits.reshape(-1, V), teacher_logits.reshape(-1, V)  # (N, V)
+        values = [
+            _divergence_and_grads(_scaled(s[a:b], T, dtype), _scaled(t[a:b], T, dtype), beta,
+                                  grads=False)[0]
+            for a, b in _row_chunks(s.shape[0], V)
+        ]
+        return torch.cat(values).reshape(student_logits.shape[:-1])  # (...)
 
     @staticmethod
     def backward(ctx, grad_out):
         student_logits, teacher_logits = ctx.saved_tensors
-        T, dtype = ctx.T, ctx.dtype
-        z_s, z_t = _scaled(student_logits, T, dtype), _scaled(teacher_logits, T, dtype)
         need_s, need_t = ctx.needs_input_grad[:2]
-        if ctx.beta == 0.0 and not need_t:  # KD's case: the gradient is just p_S − p_T
-            p_t = torch.softmax(z_t, dim=-1)
-            g_s, g_t = _centred(torch.softmax(z_s, dim=-1) - p_t, p_t), None
-        else:
-            _, g_s, g_t = _divergence_and_grads(z_s, z_t, ctx.beta, grads=True)
-        scale = (grad_out / T).unsqueeze(-1)  # d z / d logits = 1 / T
-
-        def chain(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        V = student_logits.shape[-1]
+        s, t = student_logits.reshape(-1, V), teacher_logits.reshape(-1, V)  # (N, V)
+        scale = (grad_out.reshape(-1) / ctx.T).unsqueeze(-1)  # (N, 1); dz/dlogits = 1/T
+        grad_s = torch.empty_like(s) if need_s else None
+        grad_t = torch.empty_like(t) if need_t else None
+        for a, b in _row_chunks(s.shape[0], V):
+            g_s, g_t = _divergence_grads(s[a:b], t[a:b], ctx.T, ctx.beta, ctx.dtype, need_t)
             # where: a position that does not count (masked, grad 0) may hold inf/NaN partials
-            return torch.where(scale != 0, g * scale, 0.0).to(like.dtype)
+            if need_s:
+                grad_s[a:b] = torch.where(scale[a:b] != 0, g_s * scale[a:b], 0.0)
+            if need_t:
+                grad_t[a:b] = torch.where(scale[a:b] != 0, g_t * scale[a:b], 0.0)
+        shape = student_logits.shape
+        return (
+            grad_s.reshape(shape) if need_s else None,
+            grad_t.reshape(shape) if need_t else None,
+            None, None, None,
+        )
 
-        grad_s = chain(g_s, student_logits) if need_s else None
-        grad_t = chain(g_t, teacher_logits) if need_t else None
-        return grad_s, grad_t, None, None, None
+
+def _divergence_grads(s, t, T: float, beta: float, dtype, need_t: bool):
+    """Gradients w.r.t. the scaled logits of one piece of rows ``(n, V)`` (``None`` for the
+    teacher unless ``need_t``)."""
+    z_s, z_t = _scaled(s, T, dtype), _scaled(t, T, dtype)
+    if beta == 0.0 and not need_t:  # KD's case: the gradient is just p_S − p_T
+        p_t = torch.softmax(z_t, dim=-1)
+        return _centred(torch.softmax(z_s, dim=-1) - p_t, p_t), None
+    _, g_s, g_t = _divergence_and_grads(z_s, z_t, beta, grads=True)
+    return g_s, g_t
 
 
 def _divergence(

@@ -142,6 +142,9 @@ def _start(
         check_resumable(config, out)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(config, out, _device(config.device), resume, progress, log, RunSeeds.of(config))
+    if run.device.type == "cuda":  # TF32 matmuls for what autocast leaves in float32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     write_json(config.to_dict(), out / "config.json")
     set_seed(run.seeds.data)
     if resume and (out / "history.json").exists():

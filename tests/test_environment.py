@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -129,3 +130,16 @@ for module in {CORE_MODULES!r}:
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_make_bench_runs_and_prints_every_row():
+    """benchmarks/bench.py in its quick form: the script `make bench` runs does not rot."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench.py"), "--quick", "--no-compile",
+         "--reps", "1"],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout
+    for row in ("machine", "(a) KD step", "(c) extra peak memory", "(d) distillation_loss"):
+        assert row in out, out
