@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t5.add_argument("--no-seqkd", action="store_true", help="skip the sequence-level KD student")
     t5.add_argument(
+        "--chunked-loss", action="store_true",
+        help="KD loss from the decoder's hidden states in chunks (less memory at large V)",
+    )
+    t5.add_argument(
         "--resume", action="store_true", help="reuse finished models in OUT, continue checkpoints"
     )
     t5.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -107,6 +111,8 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
         changes["teacher_train"] = replace(config.teacher_train, max_steps=args.teacher_steps)
     if args.no_seqkd:
         changes["seqkd"] = False
+    if args.chunked_loss:
+        changes["chunked_loss"] = True
     config = replace(config, **changes)
     for name in (config.teacher, config.student):
         if name is not None:

@@ -154,6 +154,7 @@ class T5DistillConfig:
     T: float = 2.0  # temperature of the token-level KD term
     alpha: float = 0.5  # weight of the KD term: (1 - alpha)·CE + alpha·T²·KL
     hidden_weight: float = 0.0  # weight of the encoder hidden-state MSE term (0 = off)
+    chunked_loss: bool = False  # KD loss from hidden states in chunks: never the full logits
     seqkd: bool = True  # also train a student on the teacher's outputs (Kim & Rush 2016)
     seqkd_num_beams: int = 1  # beam size of the teacher's outputs on training inputs; 1 = greedy
     # --- evaluation

@@ -196,22 +196,31 @@ def set_value_checks(mode: bool | str) -> bool | str:
     return previous
 
 
-def _check_values(
-    logits: dict[str, torch.Tensor],
-    labels: torch.Tensor | None = None,
-    ignore_index: int = -100,
-) -> None:
-    """Finite logits and labels in range, read with one synchronisation (see module doc)."""
-    first = next(iter(logits.values()))
+def _reads_values(t: torch.Tensor) -> bool:
+    """Whether value checks run for ``t`` (see :func:`set_value_checks`)."""
     if _VALUE_CHECKS is False or torch.compiler.is_compiling():
+        return False
+    return _VALUE_CHECKS is True or t.device.type == "cpu"
+
+
+def _check_label_values(labels: torch.Tensor, V: int, ignore_index: int) -> None:
+    """Labels in ``[0, V)`` or ``ignore_index`` (read before they index anything)."""
+    if not _reads_values(labels):
         return
-    if _VALUE_CHECKS == "auto" and first.device.type != "cpu":
-        return
-    V = first.shape[-1]
-    oks = [torch.isfinite(z).all() for z in logits.values()]
-    if labels is not None:
-        oks.append(((labels == ignore_index) | ((labels >= 0) & (labels < V))).all())
-    if bool(torch.stack(oks).all()):
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= V))
+    if bool(bad.any()):
+        raise ValueError(
+            f"labels must lie in [0, {V - 1}] or equal ignore_index={ignore_index}, found "
+            f"{int(labels[bad].flatten()[0])}. Padding in seq2seq labels should be set to "
+            f"{ignore_index}."
+        )
+
+
+def _check_finite(values: torch.Tensor, logits: dict[str, torch.Tensor]) -> None:
+    """Finite inputs, read through the result: any NaN or inf in the logits makes a value of
+    ``values`` (per position, before masking) non-finite, so one small read suffices; only
+    then are the inputs searched, for the message."""
+    if not _reads_values(values) or bool(torch.isfinite(values).all()):
         return
     for name, z in logits.items():
         if not bool(torch.isfinite(z).all()):
@@ -220,12 +229,6 @@ def _check_values(
                 f"forward pass (a diverged run, an fp16 overflow) or masking with -inf; mask "
                 f"positions with `mask=` instead."
             )
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= V))
-    raise ValueError(
-        f"labels must lie in [0, {V - 1}] or equal ignore_index={ignore_index}, found "
-        f"{int(labels[bad].flatten()[0])}. Padding in seq2seq labels should be set to "
-        f"{ignore_index}."
-    )
 
 
 # --------------------------------------------------------------------------- reductions
@@ -449,8 +452,9 @@ def soft_targets(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     """
     _check_logits("logits", logits)
     T = check_temperature(T)
-    _check_values({"logits": logits})
-    return _log_softmax(_scaled(logits, T, _compute_dtype(logits))).exp()
+    probs = _log_softmax(_scaled(logits, T, _compute_dtype(logits))).exp()  # (..., V)
+    _check_finite(probs, {"logits": logits})
+    return probs
 
 
 def kd_kl_loss(
@@ -473,8 +477,8 @@ def kd_kl_loss(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
     kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    _check_finite(kl, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(T**2 * kl, mask, reduction)
 
 
@@ -496,11 +500,11 @@ def soft_cross_entropy(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
     dtype = _compute_dtype(student_logits, teacher_logits)
     log_p_t = _log_softmax(_scaled(teacher_logits, T, dtype))  # (..., V)
     entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_T), (...)
     ce = _divergence(student_logits, teacher_logits, T, beta=0.0) + entropy  # (...)
+    _check_finite(ce, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(T**2 * ce, mask, reduction)
 
 
@@ -530,8 +534,9 @@ def hard_cross_entropy(
     _check_logits("student_logits", student_logits)
     _check_labels(labels, student_logits)
     check_reduction(reduction)
-    _check_values({"student_logits": student_logits}, labels, ignore_index)
+    _check_label_values(labels, student_logits.shape[-1], ignore_index)
     nll, mask = _hard_ce_values(student_logits, labels, ignore_index)
+    _check_finite(nll, {"student_logits": student_logits})
     return reduce_positions(nll, mask, reduction)
 
 
@@ -570,11 +575,10 @@ def distillation_loss(
     alpha = check_unit_interval("alpha", alpha)
     check_reduction(reduction)
     _check_labels(labels, student_logits)
-    _check_values(
-        {"student_logits": student_logits, "teacher_logits": teacher_logits}, labels, ignore_index
-    )
+    _check_label_values(labels, student_logits.shape[-1], ignore_index)
     nll, mask = _hard_ce_values(student_logits, labels, ignore_index)  # (...)
     kl = T**2 * _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    _check_finite(nll + kl, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(alpha_mix(nll, kl, alpha), mask, reduction)
 
 
@@ -593,10 +597,11 @@ def logit_mse_loss(
     _check_pair(student_logits, teacher_logits)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
     dtype = _compute_dtype(student_logits, teacher_logits)
     diff = student_logits.to(dtype) - teacher_logits.to(dtype)  # (..., V)
-    return reduce_positions(diff.pow(2).mean(dim=-1), mask, reduction)
+    mse = diff.pow(2).mean(dim=-1)  # (...)
+    _check_finite(mse, {"student_logits": student_logits, "teacher_logits": teacher_logits})
+    return reduce_positions(mse, mask, reduction)
 
 
 def generalized_jsd_loss(
@@ -620,6 +625,176 @@ def generalized_jsd_loss(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    _check_values({"student_logits": student_logits, "teacher_logits": teacher_logits})
     jsd = _divergence(student_logits, teacher_logits, T, beta)  # (...)
+    _check_finite(jsd, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(jsd, mask, reduction)
+
+
+# ------------------------------------------------------------- chunked, from hidden states
+
+
+_DIVERGENCES = ("kl", "soft_ce", "jsd")
+
+
+def _chunk_terms(z, t, labels, T, alpha, divergence, beta, ignore_index):
+    """One chunk of rows: per-row ``(ce, div)`` values and the α-mix's gradient w.r.t. the
+    student logits ``z`` ``(C, V)`` (unscaled by any reduction), all in ``z``'s dtype."""
+    nll, counted = _hard_ce_values(z, labels, ignore_index)  # (C,)
+    p = torch.softmax(z, dim=-1)
+    index = labels.clamp_min(0).long().unsqueeze(-1)  # (C, 1); ignored rows are zeroed below
+    g_ce = _centred(p.scatter_add(-1, index, -torch.ones_like(p[:, :1])), p)  # p − onehot
+    beta_ = 0.0 if divergence != "jsd" else beta
+    z_s, z_t = z / T, t.to(z.dtype) / T
+    div = _divergence_and_grads(z_s, z_t, beta_, grads=False)[0]
+    g_div = _divergence_grads(z, t.to(z.dtype), T, beta_, z.dtype, need_t=False)[0]
+    if divergence == "jsd":
+        g_div = g_div / T  # d/dz of JSD(z/T): no T² factor
+    else:  # T² · KL, and soft CE = T² · (KL + H(p_T)): the same gradient
+        if divergence == "soft_ce":
+            log_p_t = _log_softmax(z_t)
+            div = div - (log_p_t.exp() * log_p_t).sum(dim=-1)
+        div, g_div = T**2 * div, T * g_div
+    g = (1.0 - alpha) * g_ce + alpha * g_div
+    g = torch.where(counted[:, None], g, 0.0)
+    return torch.where(counted, nll, 0.0), torch.where(counted, div, 0.0), g, counted
+
+
+class _ChunkedDistillation(torch.autograd.Function):
+    """The α-mix from hidden states, chunk by chunk; gradients made in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, h, weight, teacher, labels, knobs):
+        T, alpha, divergence, beta, ignore_index, scale, chunk, mean = knobs
+        dtype = _compute_dtype(h, weight)
+        w = weight.to(dtype)  # (V, D)
+        grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device)  # (N, D)
+        grad_w = torch.zeros(w.shape, dtype=dtype, device=h.device)  # (V, D)
+        sums = torch.zeros(2, dtype=dtype, device=h.device)  # ce, div
+        count = (labels != ignore_index).sum()
+        for a in range(0, h.shape[0], chunk):
+            hc = h[a : a + chunk].to(dtype)  # (C, D)
+            z = (hc @ w.T) * scale  # (C, V): the only logits that exist, one chunk's
+            ce, div, g, _ = _chunk_terms(
+                z, teacher(a, a + chunk), labels[a : a + chunk], T, alpha, divergence, beta,
+                ignore_index,
+            )
+            sums += torch.stack([ce.sum(), div.sum()])
+            grad_h[a : a + chunk] = (g @ w) * scale
+            grad_w += (g.T @ hc) * scale
+        norm = count.clamp_min(1).to(dtype) if mean else torch.ones((), dtype=dtype)
+        ctx.save_for_backward(grad_h / norm, grad_w / norm)
+        ctx.dtypes = (h.dtype, weight.dtype)
+        parts = sums / norm
+        return alpha_mix(parts[0], parts[1], alpha), parts.detach()
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_parts):
+        grad_h, grad_w = ctx.saved_tensors
+        return (
+            (grad_h * grad_out).to(ctx.dtypes[0]),
+            (grad_w * grad_out).to(ctx.dtypes[1]),
+            None, None, None,
+        )
+
+
+def chunked_distillation_loss(
+    student_hidden: torch.Tensor,
+    output_weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    teacher_logits: torch.Tensor | None = None,
+    teacher_hidden: torch.Tensor | None = None,
+    teacher_weight: torch.Tensor | None = None,
+    T: float = 1.0,
+    alpha: float = 0.5,
+    divergence: str = "kl",
+    beta: float = 0.5,
+    ignore_index: int = -100,
+    logit_scale: float = 1.0,
+    teacher_logit_scale: float = 1.0,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    return_parts: bool = False,
+):
+    """The α-mix ``(1 − alpha)·CE + alpha·D`` computed from the student's last hidden states,
+    a chunk of positions at a time, never holding the full student logits or their gradient.
+
+    Shapes: ``student_hidden`` ``(..., D)``, ``output_weight`` ``(V, D)`` (the student's
+    ``lm_head``; student logits are ``logit_scale · h @ W.T``), ``labels`` ``(...)`` with
+    ``ignore_index`` on padding (counted in neither term); the teacher as ``teacher_logits``
+    ``(..., V)`` or as ``teacher_hidden`` ``(..., D_T)`` with ``teacher_weight`` ``(V, D_T)``
+    (its logits made chunk by chunk too). ``D``: ``"kl"`` (``T²·KL(p_T ‖ p_S)``, as in
+    :func:`distillation_loss`), ``"soft_ce"`` (``T²·H(p_T, p_S)``) or ``"jsd"``
+    (``generalized_jsd_loss(beta)``, no ``T²``). ``reduction``: ``"mean"`` over counted
+    positions or ``"sum"``. The teacher gets no gradient. With ``return_parts``, also the
+    unweighted ``(ce, D)`` reduced the same way (detached). Liger-Kernel's chunked losses.
+    """
+    V, D = _check_chunked(
+        student_hidden, output_weight, labels, teacher_logits, teacher_hidden, teacher_weight
+    )
+    T = check_temperature(T)
+    alpha = check_unit_interval("alpha", alpha)
+    beta = check_unit_interval("beta", beta)
+    if divergence not in _DIVERGENCES:
+        raise ValueError(f"divergence must be one of {_DIVERGENCES}, got {divergence!r}.")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum' here, got {reduction!r}.")
+    h, y = student_hidden.reshape(-1, D), labels.reshape(-1)  # (N, D), (N,)
+    _check_label_values(y, V, ignore_index)
+    if teacher_logits is not None:
+        t_all = teacher_logits.detach().reshape(-1, V)
+
+        def teacher(a: int, b: int) -> torch.Tensor:
+            return t_all[a:b]
+    else:
+        t_h = teacher_hidden.detach().reshape(-1, teacher_hidden.shape[-1])
+        t_w = teacher_weight.detach()
+
+        def teacher(a: int, b: int) -> torch.Tensor:
+            return (t_h[a:b].to(_compute_dtype(t_h)) @ t_w.to(_compute_dtype(t_h)).T) * (
+                teacher_logit_scale
+            )
+
+    chunk = chunk_size or max(1, _CHUNK_ELEMENTS // V)
+    knobs = (T, alpha, divergence, beta, ignore_index, logit_scale, chunk, reduction == "mean")
+    loss, parts = _ChunkedDistillation.apply(h, output_weight, teacher, y, knobs)
+    _check_finite(loss.reshape(1), {"student_hidden": h, "output_weight": output_weight})
+    return (loss, (parts[0], parts[1])) if return_parts else loss
+
+
+def _check_chunked(h, w, labels, t_logits, t_hidden, t_weight) -> tuple[int, int]:
+    """Shapes of :func:`chunked_distillation_loss`'s inputs; returns ``(V, D)``."""
+    for name, x in (("student_hidden", h), ("output_weight", w)):
+        _check_logits(name, x)
+    if w.dim() != 2 or w.shape[1] != h.shape[-1]:
+        raise ValueError(
+            f"output_weight must be (V, D) with D = student_hidden's last dimension "
+            f"{h.shape[-1]}, got {tuple(w.shape)} (pass the lm_head's weight, not its transpose)."
+        )
+    V = w.shape[0]
+    _check_labels(labels, h)
+    if (t_logits is None) == (t_hidden is None or t_weight is None):
+        raise ValueError(
+            "give the teacher either as teacher_logits (..., V) or as teacher_hidden (..., D_T) "
+            "with teacher_weight (V, D_T), not both and not neither."
+        )
+    if t_logits is not None:
+        if tuple(t_logits.shape) != (*h.shape[:-1], V):
+            raise ValueError(
+                f"teacher_logits {tuple(t_logits.shape)} must be (*positions, V) = "
+                f"{(*h.shape[:-1], V)}. {_VOCAB_HINT}"
+            )
+    elif t_weight.shape[0] != V or t_hidden.shape[:-1] != h.shape[:-1]:
+        raise ValueError(
+            f"teacher_weight {tuple(t_weight.shape)} must have the student's V = {V} rows and "
+            f"teacher_hidden {tuple(t_hidden.shape)} the student's positions "
+            f"{tuple(h.shape[:-1])}. {_VOCAB_HINT}"
+        )
+    return V, h.shape[-1]
+
+
+def t5_logit_scale(model) -> float:
+    """The factor T5 applies to the decoder's last hidden state before ``lm_head``:
+    ``d_model ** -0.5`` with tied embeddings (the original T5), else 1 (T5 v1.1)."""
+    config = model.config
+    return config.d_model**-0.5 if getattr(config, "tie_word_embeddings", True) else 1.0

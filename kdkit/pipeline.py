@@ -280,7 +280,7 @@ def _student_arms(
         projection = identity_projection(student_init.config.d_model, teacher.config.d_model)
     kd = Seq2SeqObjective(
         teacher=teacher, T=config.T, alpha=config.alpha, hidden_weight=config.hidden_weight,
-        projection=projection,
+        projection=projection, chunked=config.chunked_loss,
     )
     arms = [
         # CE: only what the student could learn without a teacher

@@ -43,9 +43,11 @@ from kdkit.losses import (
     alpha_mix,
     check_temperature,
     check_unit_interval,
+    chunked_distillation_loss,
     hard_cross_entropy,
     kd_kl_loss,
     mask_from_labels,
+    t5_logit_scale,
 )
 from kdkit.metrics import agreement, compute_metric
 from kdkit.models import count_parameters
@@ -91,6 +93,7 @@ class Seq2SeqObjective:
     alpha: float = 0.5
     hidden_weight: float = 0.0
     projection: nn.Module | None = None
+    chunked: bool = False  # the KD loss from hidden states in chunks: never the full logits
 
     def __post_init__(self) -> None:
         self.T = check_temperature(self.T)
@@ -115,29 +118,66 @@ class Seq2SeqObjective:
             "attention_mask": batch["attention_mask"],
             "decoder_input_ids": model.prepare_decoder_input_ids_from_labels(labels=labels),
         }
+        if self.chunked and self.teacher is not None:
+            parts, enc_s, enc_t = self._chunked_parts(model, inputs, labels)
+        else:
+            parts, enc_s, enc_t = self._plain_parts(model, inputs, labels)
+        if "mixed" in parts:  # chunked: the mix was made (with its gradient) chunk by chunk
+            target = parts.pop("mixed")
+        elif self.teacher is None:
+            target = parts["ce"]
+        else:
+            target = alpha_mix(parts["ce"], parts["kd"], self.alpha)
+        source = parts["hidden"]
+        if self.hidden_weight > 0:
+            h_s = self.projection(enc_s.float())  # (B, L_src, D_T)
+            h_t = enc_t.float()  # (B, L_src, D_T)
+            parts["hidden"] = hidden_state_mse(
+                h_s, h_t, batch["attention_mask"].bool(), reduction="sum"
+            )
+            source = self.hidden_weight * parts["hidden"]
+        return {**parts, "target": target, "source": source}
+
+    def _plain_parts(self, model, inputs, labels):
+        """CE and KD sums from the full logits; the encoders' last states."""
         out = model(**inputs)
         student_logits = out.logits.float()  # (B, L_tgt, V); fp32 for the losses under bf16
         ce = hard_cross_entropy(student_logits, labels, reduction="sum")
         zero = ce.new_zeros(())
         parts = {"ce": ce, "kd": zero, "hidden": zero}
         if self.teacher is None:
-            return {**parts, "target": ce, "source": zero}
+            return parts, out.encoder_last_hidden_state, None
         with torch.no_grad():
             ref = self.teacher(**inputs)
         mask = mask_from_labels(labels)  # (B, L_tgt)
         parts["kd"] = kd_kl_loss(
             student_logits, ref.logits.float(), T=self.T, mask=mask, reduction="sum"
         )
-        target = alpha_mix(ce, parts["kd"], self.alpha)
-        source = zero
-        if self.hidden_weight > 0:
-            h_s = self.projection(out.encoder_last_hidden_state.float())  # (B, L_src, D_T)
-            h_t = ref.encoder_last_hidden_state.float()  # (B, L_src, D_T)
-            parts["hidden"] = hidden_state_mse(
-                h_s, h_t, batch["attention_mask"].bool(), reduction="sum"
-            )
-            source = self.hidden_weight * parts["hidden"]
-        return {**parts, "target": target, "source": source}
+        return parts, out.encoder_last_hidden_state, ref.encoder_last_hidden_state
+
+    def _chunked_parts(self, model, inputs, labels):
+        """The same sums from the decoders' last hidden states, a chunk of positions at a
+        time (:func:`kdkit.losses.chunked_distillation_loss`)."""
+        enc_s, dec_s = _decoder_states(model, inputs)
+        with torch.no_grad():
+            enc_t, dec_t = _decoder_states(self.teacher, inputs)
+        loss, (ce, kd) = chunked_distillation_loss(
+            dec_s.float(), model.lm_head.weight, labels, teacher_hidden=dec_t.float(),
+            teacher_weight=self.teacher.lm_head.weight, T=self.T, alpha=self.alpha,
+            logit_scale=t5_logit_scale(model), teacher_logit_scale=t5_logit_scale(self.teacher),
+            reduction="sum", return_parts=True,
+        )
+        return {"ce": ce, "kd": kd, "hidden": ce.new_zeros(()), "mixed": loss}, enc_s, enc_t
+
+
+def _decoder_states(model: nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A T5's encoder and decoder last hidden states, without making its logits."""
+    enc = model.encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    dec = model.decoder(
+        input_ids=inputs["decoder_input_ids"], encoder_hidden_states=enc.last_hidden_state,
+        encoder_attention_mask=inputs["attention_mask"],
+    )
+    return enc.last_hidden_state, dec.last_hidden_state  # (B, L_src, D), (B, L_tgt, D)
 
 
 # --------------------------------------------------------------------------- training loop

@@ -102,6 +102,24 @@ def test_distillation_loss_on_sequences_equals_the_hand_computation_and_ignores_
         distillation_loss(s, t, labels, reduction="max")
 
 
+def test_chunked_objective_equals_the_plain_one(features, tokenizer):
+    teacher, student = _t5(tokenizer, 0, layers=2, d_model=24).eval(), _t5(tokenizer, 1)
+    batch = Seq2SeqCollator()(features[:6])
+    results = []
+    for chunked in (False, True):
+        student.zero_grad(set_to_none=True)
+        objective = Seq2SeqObjective(teacher=teacher, T=2.0, alpha=0.4, chunked=chunked)
+        parts = objective(student, batch)
+        parts["target"].backward()
+        grads = [p.grad.clone() for p in student.parameters()]
+        results.append(({k: v.detach() for k, v in parts.items()}, grads))
+    (plain, g_plain), (chunked, g_chunked) = results
+    for key in ("target", "ce", "kd"):
+        torch.testing.assert_close(chunked[key], plain[key], rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_chunked, g_plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_objective_on_t5_matches_the_loss_on_its_logits(features, tokenizer):
     teacher, student = _t5(tokenizer, 0, layers=2), _t5(tokenizer, 1)
     batch = Seq2SeqCollator()(features[:6])
@@ -363,3 +381,15 @@ def test_command_line_rejects_unknown_presets(capsys):
     with pytest.raises(SystemExit):
         main(["distill-t5", "--preset", "huge", "--out", "x"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_preset_with_the_chunked_loss(tmp_path):
+    out = tmp_path / "run"
+    assert main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet",
+                 "--chunked-loss"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert config["chunked_loss"] is True
+    assert max(history["student_kd"]["kd"]) > 0 and max(history["student_kd"]["hidden"]) > 0
+
