@@ -42,6 +42,10 @@ __all__ = [
     "mask_from_labels",
     "reduce_positions",
     "alpha_mix",
+    "chunked_distillation_loss",
+    "t5_logit_scale",
+    "sparse_kd_loss",
+    "set_value_checks",
     "soft_targets",
     "kd_kl_loss",
     "soft_cross_entropy",
@@ -798,3 +802,76 @@ def t5_logit_scale(model) -> float:
     ``d_model ** -0.5`` with tied embeddings (the original T5), else 1 (T5 v1.1)."""
     config = model.config
     return config.d_model**-0.5 if getattr(config, "tie_word_embeddings", True) else 1.0
+
+
+# --------------------------------------------------------------- sparse, from a top-k teacher cache
+
+
+_TAILS = ("renormalise", "uniform")
+
+
+def sparse_kd_loss(
+    student_logits: torch.Tensor,
+    topk_logits: torch.Tensor,
+    topk_indices: torch.Tensor,
+    teacher_lse: torch.Tensor | None = None,
+    T: float = 1.0,
+    tail: str = "renormalise",
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """``T² · KL(p̃_T ‖ p_S)`` against a teacher stored as its ``k`` largest logits per position.
+
+    Shapes: ``student_logits`` ``(..., V)``; ``topk_logits`` ``(..., k)`` (any float dtype,
+    e.g. fp16 in a cache) and ``topk_indices`` ``(..., k)`` (integers); ``teacher_lse``
+    ``(...)``: the teacher's full ``logsumexp(z / T)`` at this ``T``, needed by
+    ``tail="uniform"``. The teacher's distribution ``p̃_T`` keeps the top ``k`` entries and
+    ``tail="renormalise"``: rescales them to sum to 1 (the tail is dropped), or
+    ``"uniform"``: keeps their true probabilities and spreads the remaining mass evenly over
+    the other ``V − k`` classes (DistillKit offers both). With ``k = V`` both equal
+    :func:`kd_kl_loss`. The student side is exact (full softmax over ``V``).
+    """
+    _check_logits("student_logits", student_logits)
+    T = check_temperature(T)
+    _check_mask(mask, student_logits)
+    check_reduction(reduction)
+    if tail not in _TAILS:
+        raise ValueError(f"tail must be one of {_TAILS}, got {tail!r}.")
+    if tail == "uniform" and teacher_lse is None:
+        raise ValueError("tail='uniform' needs teacher_lse (the full logsumexp at this T).")
+    V, k = student_logits.shape[-1], topk_logits.shape[-1]
+    positions = student_logits.shape[:-1]
+    if topk_logits.shape != topk_indices.shape or topk_logits.shape[:-1] != positions or k > V:
+        raise ValueError(
+            f"topk_logits {tuple(topk_logits.shape)} and topk_indices "
+            f"{tuple(topk_indices.shape)} must both be (*positions, k) with k <= V = {V} and "
+            f"the student's positions {tuple(student_logits.shape[:-1])}."
+        )
+    dtype = _compute_dtype(student_logits)
+    log_q = _log_softmax(_scaled(student_logits, T, dtype))  # (..., V)
+    log_q_k = log_q.gather(-1, topk_indices.long())  # (..., k)
+    z_k = _scaled(topk_logits, T, dtype)  # (..., k)
+    if tail == "renormalise":
+        log_p_k = z_k - torch.logsumexp(z_k, dim=-1, keepdim=True)
+        kl = (log_p_k.exp() * (log_p_k - log_q_k)).sum(dim=-1)
+    else:
+        log_p_k = z_k - teacher_lse.to(dtype).unsqueeze(-1)
+        kl = (log_p_k.exp() * (log_p_k - log_q_k)).sum(dim=-1) + _uniform_tail_kl(
+            log_p_k, log_q, log_q_k, V
+        )
+    _check_finite(kl, {"student_logits": student_logits, "topk_logits": topk_logits})
+    return reduce_positions(T**2 * kl, mask, reduction)
+
+
+def _uniform_tail_kl(log_p_k, log_q, log_q_k, V: int) -> torch.Tensor:
+    """``Σ_{j ∉ top-k} r/(V−k) · (log(r/(V−k)) − log q_j)`` with ``r`` the teacher's mass
+    outside its top ``k``; 0 when ``k = V``."""
+    k = log_p_k.shape[-1]
+    if k == V:
+        return torch.zeros(log_p_k.shape[:-1], dtype=log_p_k.dtype, device=log_p_k.device)
+    rest = (-torch.expm1(torch.logsumexp(log_p_k, dim=-1))).clamp_min(0.0)  # r, (...)
+    log_each = torch.log(rest) - math.log(V - k)
+    sum_log_q_rest = log_q.sum(dim=-1) - log_q_k.sum(dim=-1)  # Σ over the tail of log q
+    return torch.where(
+        rest > 0, rest * log_each - (rest / (V - k)) * sum_log_q_rest, torch.zeros_like(rest)
+    )

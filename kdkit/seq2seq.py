@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
@@ -64,6 +65,7 @@ __all__ = [
     "teacher_outputs",
     "evaluate_seq2seq",
     "teacher_forced_logits",
+    "teacher_topk",
     "step_distributions",
     "token_fidelity",
 ]
@@ -499,6 +501,42 @@ def teacher_forced_logits(
         all_logits.append(torch.nn.functional.pad(logits, (0, 0, 0, pad)))  # (b, L, V)
         all_labels.append(torch.nn.functional.pad(labels, (0, pad), value=-100))  # (b, L)
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+@torch.no_grad()
+def teacher_topk(
+    teacher: nn.Module,
+    features: Sequence[dict[str, list[int]]],
+    *,
+    k: int,
+    T: float = 1.0,
+    batch_size: int = 128,
+) -> dict[str, torch.Tensor]:
+    """An offline teacher cache: at every target position of every example, under teacher
+    forcing, the teacher's ``k`` largest logits and their token ids, and its full
+    ``logsumexp(z / T)`` (what :func:`kdkit.losses.sparse_kd_loss`'s uniform tail needs).
+
+    Returns ``topk_logits`` ``(N, L, k)`` float16, ``topk_indices`` ``(N, L, k)`` int32,
+    ``lse`` ``(N, L)`` float32 and ``labels`` ``(N, L)`` (-100 on padding), ``L`` the longest
+    target: ``6·k + 4`` bytes per position instead of ``4·V`` for full logits. A student then
+    trains without running the teacher.
+    """
+    T = check_temperature(T)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}.")
+    parts: dict[str, list[torch.Tensor]] = {"topk_logits": [], "topk_indices": [], "lse": [],
+                                            "labels": []}
+    for start in range(0, len(features), batch_size):
+        logits, labels = teacher_forced_logits(
+            teacher, features[start : start + batch_size], batch_size=batch_size
+        )  # (b, l, V), (b, l)
+        values, indices = logits.topk(min(k, logits.shape[-1]), dim=-1)  # (b, l, k)
+        pad = max(len(f["labels"]) for f in features) - labels.shape[1]
+        parts["topk_logits"].append(F.pad(values.half(), (0, 0, 0, pad)))
+        parts["topk_indices"].append(F.pad(indices.int(), (0, 0, 0, pad)))
+        parts["lse"].append(F.pad(torch.logsumexp(logits / T, dim=-1), (0, pad)))
+        parts["labels"].append(F.pad(labels, (0, pad), value=-100))
+    return {name: torch.cat(tensors) for name, tensors in parts.items()} | {"T": torch.tensor(T)}
 
 
 def step_distributions(
