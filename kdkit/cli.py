@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t5.add_argument("--no-seqkd", action="store_true", help="skip the sequence-level KD student")
     t5.add_argument(
+        "--teacher-topk", type=int, metavar="K",
+        help="train the KD student from a cache of the teacher's K largest logits per token "
+             "(the hidden-state term is then off)",
+    )
+    t5.add_argument("--topk-tail", choices=("renormalise", "uniform"),
+                    help="the cache's cut-off tail (default: renormalise)")
+    t5.add_argument(
         "--chunked-loss", action="store_true",
         help="KD loss from the decoder's hidden states in chunks (less memory at large V)",
     )
@@ -113,6 +120,10 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
         changes["seqkd"] = False
     if args.chunked_loss:
         changes["chunked_loss"] = True
+    if args.teacher_topk is not None:
+        changes.update(teacher_topk=args.teacher_topk, hidden_weight=0.0)
+    if args.topk_tail is not None:
+        changes["teacher_topk_tail"] = args.topk_tail
     config = replace(config, **changes)
     for name in (config.teacher, config.student):
         if name is not None:

@@ -155,6 +155,9 @@ class T5DistillConfig:
     alpha: float = 0.5  # weight of the KD term: (1 - alpha)·CE + alpha·T²·KL
     hidden_weight: float = 0.0  # weight of the encoder hidden-state MSE term (0 = off)
     chunked_loss: bool = False  # KD loss from hidden states in chunks: never the full logits
+    teacher_topk: int | None = None  # train the KD student from a cache of the teacher's k
+    # largest logits per target position (the teacher is not run while it trains); None = live
+    teacher_topk_tail: str = "renormalise"  # the cut-off tail: "renormalise" or "uniform"
     seqkd: bool = True  # also train a student on the teacher's outputs (Kim & Rush 2016)
     seqkd_num_beams: int = 1  # beam size of the teacher's outputs on training inputs; 1 = greedy
     # --- evaluation
@@ -215,6 +218,18 @@ class T5DistillConfig:
         check_unit_interval("alpha", self.alpha)
         if not isinstance(self.hidden_weight, (int, float)) or not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be a number >= 0, got {self.hidden_weight!r}.")
+        if self.teacher_topk is not None:
+            _positive_int(self, "teacher_topk")
+            if self.hidden_weight > 0 or self.chunked_loss:
+                raise ValueError(
+                    "teacher_topk trains the KD student from logits alone: set hidden_weight=0 "
+                    "and chunked_loss=False (the cache holds no hidden states)."
+                )
+        if self.teacher_topk_tail not in ("renormalise", "uniform"):
+            raise ValueError(
+                f"teacher_topk_tail must be 'renormalise' or 'uniform', got "
+                f"{self.teacher_topk_tail!r}."
+            )
         if self.student_from_teacher and self.student is not None:
             raise ValueError(
                 "student_from_teacher=True builds the student from the teacher's layers; it "

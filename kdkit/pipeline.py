@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from kdkit.checkpoints import write_json
+from kdkit.checkpoints import load_checkpoint, save_checkpoint, write_json
 from kdkit.config import T5DistillConfig, TrainConfig
 from kdkit.data.batching import Seq2SeqSplits, TextPair, encode_pairs
 from kdkit.data.loading import load_text_pairs
@@ -30,7 +30,14 @@ from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vo
 from kdkit.features import identity_projection
 from kdkit.jobs import run_jobs
 from kdkit.seed import set_seed
-from kdkit.seq2seq import Seq2SeqObjective, evaluate_seq2seq, teacher_outputs, train_seq2seq
+from kdkit.seq2seq import (
+    Seq2SeqObjective,
+    attach_teacher_topk,
+    evaluate_seq2seq,
+    teacher_outputs,
+    teacher_topk,
+    train_seq2seq,
+)
 from kdkit.t5 import (
     build_t5,
     check_t5_vocab,
@@ -282,16 +289,42 @@ def _student_arms(
         teacher=teacher, T=config.T, alpha=config.alpha, hidden_weight=config.hidden_weight,
         projection=projection, chunked=config.chunked_loss,
     )
+    kd_features = run.encode(tokenizer, labelled + outputs[n_labelled:])
+    if config.teacher_topk is not None:  # the teacher's top-k, computed once, instead
+        kd_features = attach_teacher_topk(kd_features, _teacher_cache(run, teacher, kd_features))
+        kd = Seq2SeqObjective(T=config.T, alpha=config.alpha, cached=True,
+                              cache_tail=config.teacher_topk_tail)
     arms = [
         # CE: only what the student could learn without a teacher
         ("student_ce", Seq2SeqObjective(), run.encode(tokenizer, labelled)),
         # token-level KD: references where labelled, the teacher's outputs elsewhere, as decoder
         # inputs; the teacher's distribution at every position
-        ("student_kd", kd, run.encode(tokenizer, labelled + outputs[n_labelled:])),
+        ("student_kd", kd, kd_features),
     ]
     if config.seqkd:  # sequence-level KD: the teacher's outputs everywhere, plain CE
         arms.append(("student_seqkd", Seq2SeqObjective(), run.encode(tokenizer, outputs)))
     return arms
+
+
+def _teacher_cache(run: _Run, teacher: nn.Module, features: Features) -> dict:
+    """The teacher's top-k cache of the KD student's features, in ``out/teacher_topk.pt``
+    (reused on resume); its size goes to the teacher's history."""
+    path = run.out / "teacher_topk.pt"
+    if run.resume and path.exists():
+        return load_checkpoint(path)
+    tick = time.perf_counter()
+    cache = teacher_topk(teacher, features, k=run.config.teacher_topk, T=run.config.T,
+                         batch_size=run.config.eval_batch_size)
+    save_checkpoint(cache, path)
+    real = int((cache["labels"] != -100).sum())
+    stored = sum(cache[k].nbytes for k in ("topk_logits", "topk_indices", "lse"))
+    run.histories["teacher"]["topk"] = {
+        "k": run.config.teacher_topk, "seconds": time.perf_counter() - tick,
+        "bytes_per_position": stored / cache["labels"].numel(), "stored_bytes": stored,
+        "target_tokens": real,
+    }
+    write_json(run.histories, run.out / "history.json")
+    return cache
 
 
 def _train_student(

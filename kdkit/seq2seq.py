@@ -48,6 +48,7 @@ from kdkit.losses import (
     hard_cross_entropy,
     kd_kl_loss,
     mask_from_labels,
+    sparse_kd_loss,
     t5_logit_scale,
 )
 from kdkit.metrics import agreement, compute_metric
@@ -66,6 +67,7 @@ __all__ = [
     "evaluate_seq2seq",
     "teacher_forced_logits",
     "teacher_topk",
+    "attach_teacher_topk",
     "step_distributions",
     "token_fidelity",
 ]
@@ -96,12 +98,22 @@ class Seq2SeqObjective:
     hidden_weight: float = 0.0
     projection: nn.Module | None = None
     chunked: bool = False  # the KD loss from hidden states in chunks: never the full logits
+    cached: bool = False  # the teacher from the batch's top-k cache: the teacher is not run
+    cache_tail: str = "renormalise"  # how kdkit.losses.sparse_kd_loss treats the cut-off tail
 
     def __post_init__(self) -> None:
         self.T = check_temperature(self.T)
         self.alpha = check_unit_interval("alpha", self.alpha)
         if not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be >= 0, got {self.hidden_weight!r}.")
+        if self.cache_tail not in ("renormalise", "uniform"):
+            raise ValueError(f"cache_tail must be 'renormalise' or 'uniform', got "
+                             f"{self.cache_tail!r}.")
+        if self.cached and (self.teacher is not None or self.hidden_weight > 0 or self.chunked):
+            raise ValueError(
+                "cached=True reads the teacher from the batch's top-k cache: give no teacher, "
+                "no hidden-state term and chunked=False."
+            )
         if self.teacher is None and (self.hidden_weight > 0):
             raise ValueError("hidden_weight > 0 needs a teacher.")
         if self.hidden_weight > 0 and self.projection is None:
@@ -120,12 +132,24 @@ class Seq2SeqObjective:
             "attention_mask": batch["attention_mask"],
             "decoder_input_ids": model.prepare_decoder_input_ids_from_labels(labels=labels),
         }
-        if self.chunked and self.teacher is not None:
+        if self.cached:
+            if "topk_logits" not in batch:
+                raise ValueError(
+                    "cached=True but the batch holds no teacher cache: attach one with "
+                    "kdkit.seq2seq.attach_teacher_topk(features, teacher_topk(...))."
+                )
+            parts, enc_s, enc_t = self._plain_parts(
+                model, inputs | {k: batch[k] for k in ("topk_logits", "topk_indices", "lse")},
+                labels,
+            )
+        elif self.chunked and self.teacher is not None:
             parts, enc_s, enc_t = self._chunked_parts(model, inputs, labels)
         else:
             parts, enc_s, enc_t = self._plain_parts(model, inputs, labels)
         if "mixed" in parts:  # chunked: the mix was made (with its gradient) chunk by chunk
             target = parts.pop("mixed")
+        elif self.cached:
+            target = alpha_mix(parts["ce"], parts["kd"], self.alpha)
         elif self.teacher is None:
             target = parts["ce"]
         else:
@@ -142,11 +166,16 @@ class Seq2SeqObjective:
 
     def _plain_parts(self, model, inputs, labels):
         """CE and KD sums from the full logits; the encoders' last states."""
-        out = model(**inputs)
+        out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "decoder_input_ids")})
         student_logits = out.logits.float()  # (B, L_tgt, V); fp32 for the losses under bf16
         ce = hard_cross_entropy(student_logits, labels, reduction="sum")
         zero = ce.new_zeros(())
         parts = {"ce": ce, "kd": zero, "hidden": zero}
+        if self.cached:
+            parts["kd"] = sparse_kd_loss(
+                student_logits, inputs["topk_logits"], inputs["topk_indices"], inputs["lse"],
+                T=self.T, tail=self.cache_tail, mask=mask_from_labels(labels), reduction="sum",
+            )
         if self.teacher is None:
             return parts, out.encoder_last_hidden_state, None
         with torch.no_grad():
@@ -537,6 +566,24 @@ def teacher_topk(
         parts["lse"].append(F.pad(torch.logsumexp(logits / T, dim=-1), (0, pad)))
         parts["labels"].append(F.pad(labels, (0, pad), value=-100))
     return {name: torch.cat(tensors) for name, tensors in parts.items()} | {"T": torch.tensor(T)}
+
+
+def attach_teacher_topk(
+    features: Sequence[dict[str, list[int]]], cache: dict[str, torch.Tensor]
+) -> list[dict]:
+    """``features`` with each example's part of a :func:`teacher_topk` cache attached
+    (``topk_logits``, ``topk_indices`` ``(l, k)``, ``lse`` ``(l,)``, ``l`` its target length),
+    for :class:`kdkit.data.batching.Seq2SeqCollator` and ``Seq2SeqObjective(cached=True)``."""
+    if len(features) != cache["labels"].shape[0]:
+        raise ValueError(
+            f"the cache holds {cache['labels'].shape[0]} examples but features has "
+            f"{len(features)}: build it with teacher_topk on these same features."
+        )
+    return [
+        {**f, **{key: cache[key][i, : len(f["labels"])] for key in ("topk_logits",
+                                                                    "topk_indices", "lse")}}
+        for i, f in enumerate(features)
+    ]
 
 
 def step_distributions(

@@ -101,3 +101,54 @@ def test_a_t5_teacher_cache_holds_its_topk_and_lse():
     bytes_per_position = sum(cache[n][0, 0].nbytes for n in ("topk_logits", "topk_indices", "lse"))
     assert bytes_per_position == 6 * 5 + 4 < 4 * 37
     assert math.isclose(float(cache["T"]), 2.0)
+
+
+def _tiny_t5(seed, vocab=29, layers=1):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.T5Config(vocab_size=vocab, d_model=16, d_ff=32, num_layers=layers,
+                                   num_decoder_layers=layers, num_heads=2, d_kv=8,
+                                   decoder_start_token_id=0, dropout_rate=0.0)
+    torch.manual_seed(seed)
+    return transformers.T5ForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize("tail", ["renormalise", "uniform"])
+def test_a_student_from_the_full_cache_sees_what_the_live_teacher_gives(tail):
+    from kdkit.data.batching import Seq2SeqCollator
+    from kdkit.seq2seq import Seq2SeqObjective, attach_teacher_topk, teacher_topk
+
+    teacher, student = _tiny_t5(0, layers=2).eval(), _tiny_t5(1)
+    g = torch.Generator().manual_seed(3)
+    features = [
+        {"input_ids": torch.randint(3, 29, (n,), generator=g).tolist() + [1],
+         "labels": torch.randint(3, 29, (m,), generator=g).tolist() + [1]}
+        for n, m in ((4, 2), (6, 5), (2, 3), (5, 1))
+    ]
+    cache = teacher_topk(teacher, features, k=29, T=2.0)  # k = V: nothing cut off
+    batch = Seq2SeqCollator()(attach_teacher_topk(features, cache))
+    assert batch["topk_logits"].shape == (4, 6, 29)
+    live = Seq2SeqObjective(teacher=teacher, T=2.0, alpha=0.4)(student, batch)
+    cached = Seq2SeqObjective(T=2.0, alpha=0.4, cached=True, cache_tail=tail)(student, batch)
+    for key in ("target", "ce", "kd"):
+        torch.testing.assert_close(cached[key], live[key], rtol=2e-3, atol=1e-4)  # fp16 cache
+    with pytest.raises(ValueError, match="no teacher cache"):
+        Seq2SeqObjective(T=2.0, cached=True)(student, Seq2SeqCollator()(features))
+    with pytest.raises(ValueError, match="give no teacher"):
+        Seq2SeqObjective(teacher=teacher, cached=True)
+
+
+@pytest.mark.slow
+def test_the_smoke_preset_trains_its_kd_student_from_the_cache(tmp_path):
+    import json
+
+    from kdkit.cli import main
+
+    out = tmp_path / "run"
+    assert main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet",
+                 "--teacher-topk", "4", "--no-seqkd"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    topk = history["teacher"]["topk"]
+    assert topk["k"] == 4 and topk["bytes_per_position"] == 6 * 4 + 4
+    assert max(history["student_kd"]["kd"]) > 0
+    assert (out / "teacher_topk.pt").exists()
+    assert (out / "student_kd" / "model.safetensors").exists()

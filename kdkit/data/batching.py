@@ -66,7 +66,10 @@ class Seq2SeqCollator:
     Returns ``input_ids`` ``(B, L_src)`` padded with ``pad_token_id``, ``attention_mask``
     ``(B, L_src)`` (1 on real tokens) and ``labels`` ``(B, L_tgt)`` padded with ``-100``, which
     the losses ignore; each padded only to the batch's longest sequence. The model builds its
-    decoder inputs from ``labels`` (shifted right, ``-100`` → pad).
+    decoder inputs from ``labels`` (shifted right, ``-100`` → pad). Examples that carry a
+    teacher cache (:func:`kdkit.seq2seq.attach_teacher_topk`: per target position
+    ``topk_logits``, ``topk_indices`` ``(l, k)`` and ``lse`` ``(l,)`` tensors) get those
+    padded to ``(B, L_tgt, k)`` and ``(B, L_tgt)`` too.
     """
 
     pad_token_id: int = 0
@@ -86,7 +89,17 @@ class Seq2SeqCollator:
             input_ids[b, :n] = torch.tensor(e["input_ids"], dtype=torch.long)
             attention_mask[b, :n] = 1
             labels[b, :m] = torch.tensor(e["labels"], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        for key in _CACHE_KEYS if _CACHE_KEYS[0] in examples[0] else ():
+            first = examples[0][key]  # (l, k) or (l,)
+            padded = first.new_zeros((B, Lt, *first.shape[1:]))
+            for b, e in enumerate(examples):
+                padded[b, : e[key].shape[0]] = e[key]
+            batch[key] = padded
+        return batch
+
+
+_CACHE_KEYS = ("topk_logits", "topk_indices", "lse")  # a top-k teacher cache, per position
 
 
 class LengthGroupedBatchSampler(torch.utils.data.Sampler):
