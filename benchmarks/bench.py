@@ -93,29 +93,31 @@ def kd_step_vs_floor(quick: bool, reps: int) -> list[tuple[str, str]]:
     ]
 
 
-def _textbook_kl(s: torch.Tensor, t: torch.Tensor, T: float) -> torch.Tensor:
-    """The formula written plainly (what kdkit's losses replaced): for the memory comparison."""
+PEAK_CODE = """
+import sys, torch, torch.nn.functional as F
+sys.path.insert(0, {root!r})
+from kdkit import losses
+torch.set_num_threads(1)
+
+def status(key):  # kB, from /proc/self/status
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key))
+
+def textbook(s, t, T):
     log_s, log_t = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
     return T**2 * (log_t.exp() * (log_t - log_s)).sum(-1).mean()
 
-
-PEAK_CODE = """
-import resource, sys, torch, torch.nn.functional as F
-sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
-from kdkit import losses
-from bench import _textbook_kl
-torch.set_num_threads(1)
 N, V, D, which = {n}, {v}, 512, {which!r}
 s = torch.randn(N, V, requires_grad=True); t = torch.randn(N, V); y = torch.randint(0, V, (N,))
 h = torch.randn(N, D, requires_grad=True); w = torch.randn(V, D, requires_grad=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak: it counts from here
+before = status("VmRSS:")
 if which == "kdkit": losses.kd_kl_loss(s, t, T=2.0).backward()
-elif which == "textbook": _textbook_kl(s, t, 2.0).backward()
+elif which == "textbook": textbook(s, t, 2.0).backward()
 elif which == "from_hidden": losses.distillation_loss(h @ w.T, t, y, T=2.0).backward()
 elif which == "chunked":
     losses.chunked_distillation_loss(h, w, y, teacher_logits=t, T=2.0).backward()
 else: F.cross_entropy(s, y).backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status("VmHWM:") - before) / 1024)
 """
 
 
@@ -125,7 +127,7 @@ def loss_memory(quick: bool) -> list[tuple[str, str]]:
     root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     extra = {}
     for which in ("kdkit", "textbook", "cross_entropy", "from_hidden", "chunked"):
-        code = PEAK_CODE.format(root=root, bench=root + "/benchmarks", n=n, v=v, which=which)
+        code = PEAK_CODE.format(root=root, n=n, v=v, which=which)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)
         extra[which] = float(out.stdout.strip())
@@ -139,6 +141,28 @@ def loss_memory(quick: bool) -> list[tuple[str, str]]:
          f"{ratio:.2f}  ({extra['chunked']:.0f} vs {extra['from_hidden']:.0f} MiB above inputs "
          f"for the alpha-mix from h @ W.T)"),
     ]
+
+
+def chunked_time(quick: bool, reps: int) -> list[tuple[str, str]]:
+    """(c): the chunked α-mix from hidden states against the plain one on ``h @ W.T``."""
+    n, v, d = (256, 4096, 64) if quick else (4096, T5_VOCAB_SIZE, 512)
+    torch.manual_seed(0)
+    h0, w0 = torch.randn(n, d), torch.randn(v, d) / d**0.5
+    t, y = torch.randn(n, v), torch.randint(0, v, (n,))
+
+    def run(chunked: bool) -> Callable[[], None]:
+        def go() -> None:
+            h, w = h0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+            if chunked:
+                loss = losses.chunked_distillation_loss(h, w, y, teacher_logits=t, T=2.0)
+            else:
+                loss = losses.distillation_loss(h @ w.T, t, y, T=2.0)
+            loss.backward()
+        return go
+
+    ts = interleaved_medians({"plain": run(False), "chunked": run(True)}, reps)
+    return [(f"(c) chunked / plain time, fwd+bwd, {n} × {v}, D = {d}",
+             f"{ts['chunked'] / ts['plain']:.2f}  ({ts['chunked']:.2f} vs {ts['plain']:.2f} s)")]
 
 
 def loss_time(quick: bool, reps: int, compile_too: bool) -> list[tuple[str, str]]:
@@ -182,6 +206,7 @@ def main() -> None:
     ]
     rows += kd_step_vs_floor(args.quick, reps)
     rows += loss_memory(args.quick)
+    rows += chunked_time(args.quick, max(3, reps // 2))
     rows += loss_time(args.quick, reps, compile_too=not args.no_compile)
     rows += [("(b) top-k cached KD step / CE step", "not built yet")]
     width = max(len(name) for name, _ in rows)

@@ -319,7 +319,7 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features) -> dict:
     real = int((cache["labels"] != -100).sum())
     stored = sum(cache[k].nbytes for k in ("topk_logits", "topk_indices", "lse"))
     run.histories["teacher"]["topk"] = {
-        "k": run.config.teacher_topk, "seconds": time.perf_counter() - tick,
+        "k": cache["topk_logits"].shape[-1], "seconds": time.perf_counter() - tick,
         "bytes_per_position": stored / cache["labels"].numel(), "stored_bytes": stored,
         "target_tokens": real,
     }
