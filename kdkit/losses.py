@@ -46,6 +46,7 @@ __all__ = [
     "t5_logit_scale",
     "sparse_kd_loss",
     "set_value_checks",
+    "set_exact_arithmetic",
     "soft_targets",
     "kd_kl_loss",
     "soft_cross_entropy",
@@ -200,6 +201,31 @@ def set_value_checks(mode: bool | str) -> bool | str:
     return previous
 
 
+_EXACT: bool | str = "auto"
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def set_exact_arithmetic(mode: bool | str) -> bool | str:
+    """Choose the arithmetic of the divergences and cross-entropies: ``"auto"`` (default)
+    takes the exact path — upcast, cancellation-free, a hand-written backward — for bf16/fp16
+    logits and the textbook formulas for float32/float64 logits (what the course's notebooks
+    were computed with); ``True`` takes the exact path always, ``False`` never. Returns the
+    previous mode. The two agree to float32 rounding except where the student is within
+    ~0.01 of the teacher, where only the exact path keeps its relative precision."""
+    global _EXACT
+    if mode not in (True, False, "auto"):
+        raise ValueError(f"mode must be True, False or 'auto', got {mode!r}.")
+    previous, _EXACT = _EXACT, mode
+    return previous
+
+
+def _exact(*tensors: torch.Tensor) -> bool:
+    """Whether these logits take the exact path (see :func:`set_exact_arithmetic`)."""
+    if _EXACT == "auto":
+        return any(t.dtype in _HALF for t in tensors)
+    return bool(_EXACT)
+
+
 def _reads_values(t: torch.Tensor) -> bool:
     """Whether value checks run for ``t`` (see :func:`set_value_checks`)."""
     if _VALUE_CHECKS is False or torch.compiler.is_compiling():
@@ -221,10 +247,12 @@ def _check_label_values(labels: torch.Tensor, V: int, ignore_index: int) -> None
 
 
 def _check_finite(values: torch.Tensor, logits: dict[str, torch.Tensor]) -> None:
-    """Finite inputs, read through the result: any NaN or inf in the logits makes a value of
-    ``values`` (per position, before masking) non-finite, so one small read suffices; only
-    then are the inputs searched, for the message."""
-    if not _reads_values(values) or bool(torch.isfinite(values).all()):
+    """Finite logits (and so finite ``values``), read with one synchronisation; the inputs
+    are searched one by one only when something is not finite, for the message."""
+    if not _reads_values(values):
+        return
+    checks = [torch.isfinite(z).all() for z in logits.values()]
+    if bool(torch.stack(checks).all()):
         return
     for name, z in logits.items():
         if not bool(torch.isfinite(z).all()):
@@ -437,6 +465,27 @@ def _divergence_grads(s, t, T: float, beta: float, dtype, need_t: bool):
     return g_s, g_t
 
 
+def _textbook_jsd(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, beta: float
+) -> torch.Tensor:
+    """The GKD family as the formulas read, in the logits' dtype, through autograd: ``Σ p
+    (log p − log q)`` on log-softmaxes (``beta = 0`` forward KL, ``1`` reverse KL)."""
+    log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
+    log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (..., V)
+
+    def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:  # KL(p ‖ q), (...)
+        return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+    if beta == 0.0:
+        return kl(log_p_t, log_p_s)
+    if beta == 1.0:
+        return kl(log_p_s, log_p_t)
+    log_m = torch.logsumexp(
+        torch.stack([log_p_t + math.log(beta), log_p_s + math.log(1.0 - beta)]), dim=0
+    )  # (..., V)
+    return beta * kl(log_p_t, log_m) + (1.0 - beta) * kl(log_p_s, log_m)
+
+
 def _divergence(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, beta: float
 ) -> torch.Tensor:
@@ -456,7 +505,10 @@ def soft_targets(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     """
     _check_logits("logits", logits)
     T = check_temperature(T)
-    probs = _log_softmax(_scaled(logits, T, _compute_dtype(logits))).exp()  # (..., V)
+    if _exact(logits):
+        probs = _log_softmax(_scaled(logits, T, _compute_dtype(logits))).exp()  # (..., V)
+    else:
+        probs = torch.softmax(logits / T, dim=-1)
     _check_finite(probs, {"logits": logits})
     return probs
 
@@ -481,7 +533,10 @@ def kd_kl_loss(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    if _exact(student_logits, teacher_logits):
+        kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    else:
+        kl = _textbook_jsd(student_logits, teacher_logits, T, beta=0.0)
     _check_finite(kl, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(T**2 * kl, mask, reduction)
 
@@ -504,10 +559,15 @@ def soft_cross_entropy(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    dtype = _compute_dtype(student_logits, teacher_logits)
-    log_p_t = _log_softmax(_scaled(teacher_logits, T, dtype))  # (..., V)
-    entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_T), (...)
-    ce = _divergence(student_logits, teacher_logits, T, beta=0.0) + entropy  # (...)
+    if _exact(student_logits, teacher_logits):
+        dtype = _compute_dtype(student_logits, teacher_logits)
+        log_p_t = _log_softmax(_scaled(teacher_logits, T, dtype))  # (..., V)
+        entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_T), (...)
+        ce = _divergence(student_logits, teacher_logits, T, beta=0.0) + entropy  # (...)
+    else:
+        log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
+        p_t = torch.softmax(teacher_logits / T, dim=-1)  # (..., V)
+        ce = -(p_t * log_p_s).sum(dim=-1)  # (...)
     _check_finite(ce, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(T**2 * ce, mask, reduction)
 
@@ -519,7 +579,10 @@ def _hard_ce_values(
     mask = labels != ignore_index  # (...)
     # any valid index where ignored; gather needs int64 (labels may be int16/int32)
     safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
-    log_p = _log_softmax(student_logits.to(_compute_dtype(student_logits)))  # (..., V)
+    if _exact(student_logits):
+        log_p = _log_softmax(student_logits.to(_compute_dtype(student_logits)))  # (..., V)
+    else:
+        log_p = F.log_softmax(student_logits, dim=-1)
     nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (...)
     return nll, mask
 
@@ -581,8 +644,15 @@ def distillation_loss(
     _check_labels(labels, student_logits)
     _check_label_values(labels, student_logits.shape[-1], ignore_index)
     nll, mask = _hard_ce_values(student_logits, labels, ignore_index)  # (...)
-    kl = T**2 * _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    if _exact(student_logits, teacher_logits):
+        kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
+    else:
+        kl = _textbook_jsd(student_logits, teacher_logits, T, beta=0.0)
     _check_finite(nll + kl, {"student_logits": student_logits, "teacher_logits": teacher_logits})
+    if not _exact(student_logits, teacher_logits):  # the mix of the two reduced terms
+        hard = reduce_positions(nll, mask, reduction)
+        return alpha_mix(hard, reduce_positions(T**2 * kl, mask, reduction), alpha)
+    kl = T**2 * kl
     return reduce_positions(alpha_mix(nll, kl, alpha), mask, reduction)
 
 
@@ -601,8 +671,11 @@ def logit_mse_loss(
     _check_pair(student_logits, teacher_logits)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    dtype = _compute_dtype(student_logits, teacher_logits)
-    diff = student_logits.to(dtype) - teacher_logits.to(dtype)  # (..., V)
+    if _exact(student_logits, teacher_logits):
+        dtype = _compute_dtype(student_logits, teacher_logits)
+        diff = student_logits.to(dtype) - teacher_logits.to(dtype)  # (..., V)
+    else:
+        diff = student_logits - teacher_logits
     mse = diff.pow(2).mean(dim=-1)  # (...)
     _check_finite(mse, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(mse, mask, reduction)
@@ -629,7 +702,10 @@ def generalized_jsd_loss(
     T = check_temperature(T)
     _check_mask(mask, student_logits)
     check_reduction(reduction)
-    jsd = _divergence(student_logits, teacher_logits, T, beta)  # (...)
+    if _exact(student_logits, teacher_logits):
+        jsd = _divergence(student_logits, teacher_logits, T, beta)  # (...)
+    else:
+        jsd = _textbook_jsd(student_logits, teacher_logits, T, beta)
     _check_finite(jsd, {"student_logits": student_logits, "teacher_logits": teacher_logits})
     return reduce_positions(jsd, mask, reduction)
 

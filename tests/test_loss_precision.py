@@ -16,6 +16,27 @@ V = 32_128
 HALF = [torch.bfloat16, torch.float16]
 
 
+@pytest.fixture(autouse=True)
+def exact_arithmetic():
+    """The exact path for every dtype here ("auto" takes it for bf16/fp16 only)."""
+    previous = losses.set_exact_arithmetic(True)
+    yield
+    losses.set_exact_arithmetic(previous)
+
+
+def test_auto_takes_the_exact_path_for_half_logits_and_the_textbook_for_float32():
+    losses.set_exact_arithmetic("auto")
+    s, t = _pair("close", torch.float32, n=2)
+    log_s, log_t = F.log_softmax(s / 2.0, -1), F.log_softmax(t / 2.0, -1)
+    fp32_textbook = 4.0 * (log_t.exp() * (log_t - log_s)).sum(-1)
+    assert torch.equal(losses.kd_kl_loss(s, t, T=2.0, reduction="none"), fp32_textbook)
+    half = losses.kd_kl_loss(s.bfloat16(), t.bfloat16(), T=2.0, reduction="none")
+    exact = _reference("kd_kl_loss", s.bfloat16(), t.bfloat16(), 2.0)
+    torch.testing.assert_close(half.double(), exact, rtol=1e-3, atol=1e-9)
+    with pytest.raises(ValueError, match="True, False or 'auto'"):
+        losses.set_exact_arithmetic("always")
+
+
 def _reference(name: str, s: torch.Tensor, t: torch.Tensor, T: float, beta: float = 0.5):
     """The textbook formulas in float64 on the same values (exact enough to be the truth)."""
     s, t = s.double(), t.double()
