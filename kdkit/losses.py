@@ -13,11 +13,12 @@ but the last) with an optional boolean ``mask`` that is True where a position co
 Notation (notebook 03 derives all of it): ``p_T = softmax(teacher_logits / T)``,
 ``p_S = softmax(student_logits / T)``.
 
-Precision: every loss computes in float32 (float64 for float64 input) whatever the logits'
-dtype — bf16/fp16 logits are upcast before ``/ T``, so nothing overflows — and returns that
-dtype. The divergences are computed in a form without cancellation (centred log-ratios and
-``expm1``/``log1p``), so they keep their relative precision when the student is close to the
-teacher, where the textbook ``Σ p_T (log p_T − log p_S)`` loses it, and are never negative.
+Precision (:func:`set_exact_arithmetic`): bf16/fp16 logits take the exact path — upcast to
+float32 before ``/ T`` (nothing overflows), divergences written without cancellation (centred
+log-ratios and ``expm1``/``log1p``), so they keep their relative precision when the student is
+close to the teacher, where the textbook ``Σ p_T (log p_T − log p_S)`` loses it, and are never
+negative; float32 is returned. float32/float64 logits keep the textbook formulas unless the
+exact path is switched on for every dtype.
 
 Value checks (non-finite logits, labels out of range) need the tensors' values: on an
 accelerator that is a host–device synchronisation. :func:`set_value_checks` chooses:
