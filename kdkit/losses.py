@@ -645,12 +645,13 @@ def distillation_loss(
     _check_labels(labels, student_logits)
     _check_label_values(labels, student_logits.shape[-1], ignore_index)
     nll, mask = _hard_ce_values(student_logits, labels, ignore_index)  # (...)
-    if _exact(student_logits, teacher_logits):
+    exact = _exact(student_logits, teacher_logits)
+    if exact:
         kl = _divergence(student_logits, teacher_logits, T, beta=0.0)  # (...)
     else:
         kl = _textbook_jsd(student_logits, teacher_logits, T, beta=0.0)
     _check_finite(nll + kl, {"student_logits": student_logits, "teacher_logits": teacher_logits})
-    if not _exact(student_logits, teacher_logits):  # the mix of the two reduced terms
+    if not exact:  # the textbook path mixes the two reduced terms, as it always has
         hard = reduce_positions(nll, mask, reduction)
         return alpha_mix(hard, reduce_positions(T**2 * kl, mask, reduction), alpha)
     kl = T**2 * kl
@@ -727,6 +728,7 @@ def _chunk_terms(z, t, labels, T, alpha, divergence, beta, ignore_index):
     beta_ = 0.0 if divergence != "jsd" else beta
     z_s, z_t = z / T, t.to(z.dtype) / T
     div = _divergence_and_grads(z_s, z_t, beta_, grads=False)[0]
+    # the gradient from the two softmaxes alone (no teacher gradient): cheaper than grads=True
     g_div = _divergence_grads(z, t.to(z.dtype), T, beta_, z.dtype, need_t=False)[0]
     if divergence == "jsd":
         g_div = g_div / T  # d/dz of JSD(z/T): no T² factor
