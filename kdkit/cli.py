@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="KD loss from the decoder's hidden states in chunks (less memory at large V)",
     )
     t5.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile every training step's forward and loss (pays off on a GPU; the first "
+             "steps of each batch shape compile)",
+    )
+    t5.add_argument(
         "--resume", action="store_true", help="reuse finished models in OUT, continue checkpoints"
     )
     t5.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -120,6 +125,9 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
         changes["seqkd"] = False
     if args.chunked_loss:
         changes["chunked_loss"] = True
+    if args.compile:
+        for name in ("teacher_train", "student_train"):
+            changes[name] = replace(changes.get(name, getattr(config, name)), compile=True)
     if args.teacher_topk is not None:
         changes.update(teacher_topk=args.teacher_topk, hidden_weight=0.0)
     if args.topk_tail is not None:

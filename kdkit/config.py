@@ -91,6 +91,7 @@ class TrainConfig:
     schedule: str = "linear"  # after warm-up: "linear" or "cosine" decay to 0, or "constant"
     max_grad_norm: float | None = 1.0  # clip the global gradient norm to this; None = no clipping
     bf16: bool = False  # bf16 autocast on CUDA (ignored on CPU); never fp16, T5 overflows in it
+    compile: bool = False  # torch.compile the step's forward and loss (slow first steps; GPU)
     group_by_length: bool = True  # batch examples of similar length together: less padding
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = never
     seed: int = 0  # batch order and dropout of this run (distill_t5 adds its own seed)
@@ -118,6 +119,8 @@ class TrainConfig:
                 f"max_grad_norm must be a number > 0 or None (no clipping), "
                 f"got {self.max_grad_norm!r}."
             )
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}.")
         if not isinstance(self.bf16, bool):
             raise ValueError(
                 f"bf16 must be True or False, got {self.bf16!r}. (There is no fp16 option: "

@@ -73,6 +73,7 @@ def test_distill_config_range_checks(change, message):
         (dict(weight_decay=2), "weight_decay"),
         (dict(bf16="fp16"), "no fp16 option"),
         (dict(checkpoint_every=-5), "checkpoint_every"),
+        (dict(compile="yes"), "compile must be True or False"),
     ],
 )
 def test_train_config_range_checks(change, message):
