@@ -19,6 +19,7 @@ from kdkit.losses import check_temperature, check_unit_interval
 __all__ = [
     "PRESETS",
     "METRICS",
+    "ALTERNATIVES",
     "SCHEDULES",
     "SYNTHETIC_TASKS",
     "T5Size",
@@ -31,7 +32,10 @@ __all__ = [
 
 PRESETS = ("smoke", "cpu", "gpu")
 SCHEDULES = ("linear", "cosine", "constant")
-METRICS = ("exact_match", "rouge1", "rouge2", "rougeL", "bleu")  # kdkit.metrics.compute_metric
+# kdkit.metrics.compute_metric; phoneme_error_rate is the one where lower is better
+METRICS = ("exact_match", "word_accuracy", "phoneme_error_rate", "rouge1", "rouge2", "rougeL",
+           "bleu")
+ALTERNATIVES = " | "  # joins a reference's acceptable outputs (a G2P word's pronunciations)
 SYNTHETIC_TASKS = ("date", "number", "time")  # kdkit.data.text_tasks generates these
 FEED_FORWARD = ("relu", "gated-gelu")
 

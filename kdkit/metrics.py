@@ -1,5 +1,6 @@
 """Metrics: fidelity and calibration of classifiers, the omitted-class bias correction, and the
-string metrics that score generated text (exact match, ROUGE, BLEU).
+string metrics that score generated text (exact match, word accuracy and phoneme error rate
+for G2P, ROUGE, BLEU).
 
 Accuracy says how often a student is right; these say how it is right. ``agreement`` is how
 often a student predicts what its teacher predicts (fidelity), ``expected_calibration_error``
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from kdkit.config import METRICS
+from kdkit.config import ALTERNATIVES, METRICS
 
 __all__ = [
     "agreement",
@@ -25,6 +26,9 @@ __all__ = [
     "with_class_bias",
     "choose_class_bias",
     "exact_match",
+    "word_accuracy",
+    "phoneme_error_rate",
+    "edit_distance",
     "rouge_scores",
     "bleu_score",
     "compute_metric",
@@ -178,6 +182,44 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     return 100.0 * hits / len(references)
 
 
+def word_accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Percentage of predictions equal to *any* of their reference's alternatives (joined by
+    :data:`kdkit.config.ALTERNATIVES`; runs of whitespace count as one space): G2P's word
+    accuracy, where *read* may be R EH1 D or R IY1 D."""
+    _check_lengths(predictions, references)
+    if not references:
+        return 0.0
+    hits = sum(
+        " ".join(p.split()) in {" ".join(a.split()) for a in r.split(ALTERNATIVES)}
+        for p, r in zip(predictions, references, strict=True)
+    )
+    return 100.0 * hits / len(references)
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two token sequences: the fewest insertions, deletions and
+    substitutions that turn ``a`` into ``b``."""
+    row = list(range(len(b) + 1))  # distances from a[:0] to every prefix of b
+    for i, x in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (x != y))
+    return row[-1]
+
+
+def phoneme_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Edits over reference tokens, in percent (lower is better): for each prediction the
+    closest of its reference's alternatives (fewest edits, then the shorter), summed over the
+    corpus — ``100 · Σ edits / Σ reference length``. Tokens split on whitespace."""
+    _check_lengths(predictions, references)
+    edits = length = 0
+    for p, r in zip(predictions, references, strict=True):
+        options = [a.split() for a in r.split(ALTERNATIVES)]
+        e, n = min((edit_distance(p.split(), a), len(a)) for a in options)
+        edits, length = edits + e, length + n
+    return 100.0 * edits / max(length, 1)
+
+
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Mean ROUGE-1/2/L F1 in percent (Lin 2004), with the ``rouge-score`` package (stemming on,
     as in the summarisation literature)."""
@@ -209,6 +251,10 @@ def compute_metric(name: str, predictions: Sequence[str], references: Sequence[s
         raise ValueError(f"unknown metric {name!r}; choose one of {METRICS}.")
     if name == "exact_match":
         return exact_match(predictions, references)
+    if name == "word_accuracy":
+        return word_accuracy(predictions, references)
+    if name == "phoneme_error_rate":
+        return phoneme_error_rate(predictions, references)
     if name == "bleu":
         return bleu_score(predictions, references)
     return rouge_scores(predictions, references)[name]

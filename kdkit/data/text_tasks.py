@@ -196,22 +196,21 @@ def make_text_tasks(
 T5_SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2, as in T5's own vocabulary
 
 
-def _word_pre_tokenizer():
+def _word_pre_tokenizer(split_digits: bool):
     from tokenizers import pre_tokenizers
 
     # Metaspace marks word starts with "▁" so that decoding restores the spaces exactly
     # ("1999-03-03" and "March 3, 1999" round-trip); Digits splits numbers into single digits,
     # so ten digit tokens cover every number.
-    return pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Metaspace(prepend_scheme="always"),
-            pre_tokenizers.Punctuation(),
-            pre_tokenizers.Digits(individual_digits=True),
-        ]
-    )
+    steps = [pre_tokenizers.Metaspace(prepend_scheme="always"), pre_tokenizers.Punctuation()]
+    if split_digits:
+        steps.append(pre_tokenizers.Digits(individual_digits=True))
+    return pre_tokenizers.Sequence(steps)
 
 
-def build_word_tokenizer(texts: Iterable[str], min_freq: int = 1) -> PreTrainedTokenizerBase:
+def build_word_tokenizer(
+    texts: Iterable[str], min_freq: int = 1, *, split_digits: bool = True
+) -> PreTrainedTokenizerBase:
     """A word-level T5 tokenizer built offline from ``texts`` (no download, no training run).
 
     Words, punctuation and single digits become tokens; ids 0, 1, 2 are ``<pad>``, ``</s>``,
@@ -219,13 +218,15 @@ def build_word_tokenizer(texts: Iterable[str], min_freq: int = 1) -> PreTrainedT
     alphabetically: the same texts give the same ids). Encoding appends ``</s>``; decoding
     restores the original spacing. A vocabulary of tens of tokens instead of T5's 32k is what
     makes a T5 trainable on a CPU in minutes. Save it with ``save_pretrained`` next to the model.
+    ``split_digits=False`` keeps digits inside words (G2P's phonemes ``EH1``, ``AH0`` stay one
+    token each).
     """
     from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
     if min_freq < 1:
         raise ValueError(f"min_freq must be >= 1, got {min_freq}.")
-    pre = _word_pre_tokenizer()
+    pre = _word_pre_tokenizer(split_digits)
     counts = Counter(token for text in texts for token, _ in pre.pre_tokenize_str(text))
     words = sorted(
         (w for w, n in counts.items() if n >= min_freq and w not in T5_SPECIAL_TOKENS),
