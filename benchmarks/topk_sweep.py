@@ -23,9 +23,12 @@ from kdkit.pipeline import distill_t5_jobs
 from kdkit.stats import paired_difference_ci
 
 
+KD = "student_seq_word_kd"  # the KD arm whose teacher the cache replaces
+
+
 def sweep(preset: str, seeds: list[int], ks: list[int], out: Path, workers: int) -> dict:
     """Run every job; return ``{"live": {seed: metrics}, k: {seed: (metrics, history)}}``."""
-    base = replace(get_preset(preset), seqkd=False, device="cpu")
+    base = replace(get_preset(preset), arms=("ce", "seq_word_kd"), device="cpu")
     live = distill_t5_jobs(
         {f"live_s{s}": replace(base, seed=s) for s in seeds}, out, workers=workers, resume=True
     )
@@ -43,7 +46,7 @@ def sweep(preset: str, seeds: list[int], ks: list[int], out: Path, workers: int)
 
 def table(results: dict, preset: str, seeds: list[int], ks: list[int], out: Path) -> list[str]:
     """Markdown rows: k, bytes per position, KD score (mean ± sd), paired difference vs live."""
-    live_kd = [results["live"][f"live_s{s}"]["student_kd"]["score"] for s in seeds]
+    live_kd = [results["live"][f"live_s{s}"][KD]["score"] for s in seeds]
     ce = [results["live"][f"live_s{s}"]["student_ce"]["score"] for s in seeds]
     rows = [
         f"| {preset} preset, {len(seeds)} seeds | bytes / target position "
@@ -54,9 +57,9 @@ def table(results: dict, preset: str, seeds: list[int], ks: list[int], out: Path
         f"{statistics.stdev(live_kd):.1f} | |",
     ]
     for k in ks:
-        scores = [results["cached"][f"k{k}_s{s}"]["student_kd"]["score"] for s in seeds]
+        scores = [results["cached"][f"k{k}_s{s}"][KD]["score"] for s in seeds]
         history = json.loads((out / f"k{k}_s{seeds[0]}" / "history.json").read_text())
-        topk = history["teacher"]["topk"]
+        topk = history["teacher"]["topk"][KD]
         diff = paired_difference_ci(scores, live_kd)
         label = f"top-{k}" if topk["k"] == k else f"top-{k} (= all {topk['k']})"
         rows.append(

@@ -1,11 +1,12 @@
 """``kdkit`` on the command line: headless runs of the course's experiments.
 
-    kdkit distill-t5 --preset {smoke,cpu,gpu} --out DIR [--teacher NAME_OR_DIR]
-                     [--student NAME_OR_DIR] [--dataset NAME] [--resume]
+    kdkit distill-t5 --preset {smoke,dates,cpu,gpu} --out DIR [--teacher NAME_OR_DIR]
+                     [--student NAME_OR_DIR] [--dataset NAME] [--arms ce,word_kd,...] [--resume]
 
-writes ``DIR/metrics.json`` (one object per model: ``teacher``, ``student_ce``, ``student_kd``,
-``student_seqkd``), the trained models (``DIR/<name>/``, loadable with
-``kdkit.t5.load_t5``), checkpoints and training curves.
+writes ``DIR/metrics.json`` (one object per model: ``teacher`` and ``student_<arm>`` for each
+arm — ``ce``, ``word_kd``, ``seq_kd``, ``seq_word_kd``, as Kim & Rush 2016 name them), the
+trained models (``DIR/<name>/``, loadable with ``kdkit.t5.load_t5``), checkpoints and training
+curves.
 
 The configuration (flags, preset, ranges) is checked before anything runs: a bad value ends
 with a one-line message and status 2. Errors during the run itself propagate with their
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from kdkit.config import METRICS, PRESETS, T5DistillConfig, get_preset
+from kdkit.config import ARMS, METRICS, PRESETS, T5_SIZES, T5DistillConfig, get_preset
 
 __all__ = ["main", "build_parser", "distill_t5_config"]
 
@@ -33,29 +34,50 @@ def _count_or_all(value: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
 
 
+def _arms(value: str) -> tuple[str, ...]:
+    arms = tuple(a for a in value.split(",") if a) if value != "none" else ()
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown arm(s) {unknown}: choose from {', '.join(ARMS)} (comma-separated), or none"
+        )
+    return arms
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kdkit`` argument parser (one sub-command per experiment)."""
     parser = argparse.ArgumentParser(prog="kdkit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     t5 = commands.add_parser(
         "distill-t5",
-        help="distil a T5 teacher into a smaller T5: CE, token-level KD and sequence-level KD",
+        help="distil a T5 teacher into a smaller T5: CE, word-level, sequence-level and "
+             "sequence + word-level KD students",
         description=(
-            "Prepare a T5 teacher (train it, fine-tune it or load it), train a CE-only student, "
-            "a token-level KD student and a sequence-level KD student with the same budget, "
-            "score them on the test split and write OUT/metrics.json."
+            "Prepare a T5 teacher (train it, fine-tune it or load it), train one student per arm "
+            "from the same initialisation with the same budget (student_ce: CE on the "
+            "references; student_word_kd: word-level KD along the references; student_seq_kd: "
+            "CE on the teacher's outputs; student_seq_word_kd: both; Kim & Rush 2016), score "
+            "them on the test split and write OUT/metrics.json."
         ),
     )
     t5.add_argument("--preset", choices=PRESETS, required=True,
-                    help="smoke: seconds; cpu: small models, offline tasks, minutes on a laptop; "
-                         "gpu: t5-base -> t5-small on XSum in bf16 (downloads)")
+                    help="smoke: seconds; dates: synthetic dates, about a minute; cpu: G2P on the "
+                         "CMU dictionary, small models, minutes on a laptop; gpu: t5-base -> "
+                         "t5-small on XSum in bf16 (downloads)")
     t5.add_argument("--out", required=True, help="output directory")
     t5.add_argument("--teacher", help="teacher: a Hub name or a local directory (save_pretrained)")
     t5.add_argument("--student", help="student: a Hub name or a local directory")
     t5.add_argument("--teacher-steps", type=int,
                     help="teacher training steps (0: use --teacher as it is)")
     t5.add_argument("--dataset",
-                    help="'synthetic' or a `datasets` name such as EdinburghNLP/xsum")
+                    help="'synthetic', 'cmudict' or a `datasets` name such as EdinburghNLP/xsum")
+    t5.add_argument("--teacher-size", choices=tuple(T5_SIZES),
+                    help="build the teacher with T5's published shape (random init, no download)")
+    t5.add_argument("--student-size", choices=tuple(T5_SIZES),
+                    help="build the student with T5's published shape (random init)")
+    t5.add_argument("--vocab-size", type=int,
+                    help="logits per position of built models (32128: T5's; default: the "
+                         "tokenizer's size)")
     t5.add_argument("--metric", choices=METRICS,
                     help="default: the preset's (rougeL for a hub dataset)")
     t5.add_argument(
@@ -67,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     t5.add_argument(
         "--threads", type=int, help="torch CPU threads (default on a CPU: 1, fastest here)"
     )
-    t5.add_argument("--no-seqkd", action="store_true", help="skip the sequence-level KD student")
+    t5.add_argument(
+        "--arms", type=_arms, metavar="ARM,...",
+        help=f"the students to train (default: all of {','.join(ARMS)}; 'none': the teacher alone)",
+    )
     t5.add_argument(
         "--teacher-topk", type=int, metavar="K",
         help="train the KD student from a cache of the teacher's K largest logits per token "
@@ -115,14 +140,22 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
         changes["num_labelled"] = args.num_labelled
     if args.dataset is not None:
         changes["dataset"] = args.dataset
-        if args.dataset != "synthetic" and args.metric is None:
-            changes["metric"] = "rougeL"
+        if args.metric is None:
+            changes["metric"] = {"synthetic": "exact_match", "cmudict": "word_accuracy"}.get(
+                args.dataset, "rougeL")
     if args.metric is not None:
         changes["metric"] = args.metric
     if args.teacher_steps is not None:
         changes["teacher_train"] = replace(config.teacher_train, max_steps=args.teacher_steps)
-    if args.no_seqkd:
-        changes["seqkd"] = False
+    if args.arms is not None:
+        changes["arms"] = args.arms
+    for who in ("teacher", "student"):
+        if getattr(args, f"{who}_size") is not None:
+            changes[f"{who}_size"] = T5_SIZES[getattr(args, f"{who}_size")]
+    if args.student_size is not None:
+        changes["student_from_teacher"] = False
+    if args.vocab_size is not None:
+        changes["vocab_size"] = args.vocab_size
     if args.chunked_loss:
         changes["chunked_loss"] = True
     if args.compile:

@@ -1,8 +1,10 @@
 """Dataclass configs for the T5 distillation pipeline, with validation and named presets.
 
-Three presets (:func:`get_preset`): ``smoke`` runs every code path in seconds (the tests),
-``cpu`` distils a small T5 on offline synthetic tasks on a 2-core laptop (notebook 06's
-committed outputs), ``gpu`` distils the pretrained t5-base into t5-small on XSum in bf16.
+Four presets (:func:`get_preset`): ``smoke`` runs every code path in seconds (the tests),
+``dates`` distils a small T5 on synthetic date normalisation in about a minute (a warm-up),
+``cpu`` distils a small T5 on real data — grapheme to phoneme on the CMU Pronouncing
+Dictionary — on a 2-core laptop (notebook 06), ``gpu`` distils the pretrained t5-base into
+t5-small on XSum in bf16.
 Change a field with :func:`dataclasses.replace`; every config checks its ranges when built.
 
 Of kdkit it imports only the scalar checks of :mod:`kdkit.losses`: one rule for a temperature
@@ -22,6 +24,8 @@ __all__ = [
     "ALTERNATIVES",
     "SCHEDULES",
     "SYNTHETIC_TASKS",
+    "ARMS",
+    "OFFLINE_DATASETS",
     "T5Size",
     "T5_SIZES",
     "T5_VOCAB_SIZE",
@@ -30,13 +34,25 @@ __all__ = [
     "get_preset",
 ]
 
-PRESETS = ("smoke", "cpu", "gpu")
+PRESETS = ("smoke", "dates", "cpu", "gpu")
 SCHEDULES = ("linear", "cosine", "constant")
 # kdkit.metrics.compute_metric; phoneme_error_rate is the one where lower is better
 METRICS = ("exact_match", "word_accuracy", "phoneme_error_rate", "rouge1", "rouge2", "rougeL",
            "bleu")
 ALTERNATIVES = " | "  # joins a reference's acceptable outputs (a G2P word's pronunciations)
 SYNTHETIC_TASKS = ("date", "number", "time")  # kdkit.data.text_tasks generates these
+# Datasets that need no download: generated tasks, and the CMU dictionary's G2P (kdkit.data.g2p)
+OFFLINE_DATASETS = ("synthetic", "cmudict")
+# The student arms, as Kim & Rush (2016) name them; metrics.json calls each "student_<arm>".
+# All start from one initialisation and get the same budget; "labelled" = the num_labelled
+# training pairs that have references, "all inputs" = every training input (the transfer set).
+ARMS = (
+    "ce",  # cross-entropy on the labelled pairs' references
+    "word_kd",  # word-level KD on the labelled pairs: teacher-forced on the references, the
+    # alpha-mix of CE and T²·KL to the teacher's per-step distributions
+    "seq_kd",  # sequence-level KD: CE on the teacher's (beam) outputs for all inputs
+    "seq_word_kd",  # both: the teacher's outputs as targets and its distributions along them
+)
 FEED_FORWARD = ("relu", "gated-gelu")
 
 
@@ -138,7 +154,8 @@ class T5DistillConfig:
 
     preset: str = "custom"  # the preset this config came from (recorded in the outputs)
     # --- data
-    dataset: str = "synthetic"  # "synthetic" (offline tasks) or a `datasets` name, e.g. "xsum"
+    dataset: str = "synthetic"  # "synthetic" (generated tasks), "cmudict" (G2P, kdkit.data.g2p)
+    # or a `datasets` name or local directory, e.g. "EdinburghNLP/xsum"
     tasks: tuple[str, ...] = ("date", "number")  # synthetic tasks (ignored for a hub dataset)
     num_train: int | None = 4000  # training examples; None = a hub split's every example
     num_val: int | None = 200  # validation examples (None as above)
@@ -154,6 +171,8 @@ class T5DistillConfig:
     teacher_size: T5Size = field(default_factory=T5Size)  # teacher's shape when teacher=None
     student_size: T5Size = field(default_factory=T5Size)  # student's shape when student=None
     student_from_teacher: bool = False  # initialise the student with every other teacher block
+    vocab_size: int | None = None  # logits per position of built models; None = the tokenizer's
+    # size. T5_VOCAB_SIZE (32,128) gives the published models' output layer (real-size runs)
     # --- training: every student gets student_train, so CE and KD students have the same budget
     teacher_train: TrainConfig = field(default_factory=TrainConfig)  # teacher's training
     student_train: TrainConfig = field(default_factory=TrainConfig)  # every student's training
@@ -165,10 +184,11 @@ class T5DistillConfig:
     teacher_topk: int | None = None  # train the KD student from a cache of the teacher's k
     # largest logits per target position (the teacher is not run while it trains); None = live
     teacher_topk_tail: str = "renormalise"  # the cut-off tail: "renormalise" or "uniform"
-    seqkd: bool = True  # also train a student on the teacher's outputs (Kim & Rush 2016)
+    arms: tuple[str, ...] = ARMS  # the students to train (ARMS); () trains the teacher alone
     seqkd_num_beams: int = 1  # beam size of the teacher's outputs on training inputs; 1 = greedy
     # --- evaluation
-    metric: str = "exact_match"  # the score reported per model: exact_match, rougeL or bleu
+    metric: str = "exact_match"  # the score reported per model (METRICS), e.g. word_accuracy
+    also_metrics: tuple[str, ...] = ()  # more METRICS in metrics.json's "scores"
     num_beams: int = 1  # beam size when evaluating; 1 = greedy
     max_new_tokens: int = 16  # longest generated output
     eval_batch_size: int = 128  # examples per generation batch
@@ -177,35 +197,18 @@ class T5DistillConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise ValueError(f"dataset must be a non-empty name, got {self.dataset!r}.")
-        self.tasks = tuple(self.tasks)
-        if self.dataset == "synthetic":
-            if not self.tasks:
-                raise ValueError("tasks must name at least one synthetic task.")
-            unknown = [t for t in self.tasks if t not in SYNTHETIC_TASKS]
-            if unknown:
-                raise ValueError(
-                    f"unknown synthetic task(s) {unknown}; choose from {SYNTHETIC_TASKS}."
-                )
-            if len(set(self.tasks)) != len(self.tasks):
-                raise ValueError(f"tasks has duplicates: {self.tasks}.")
-        for name in ("num_train", "num_val", "num_test"):
-            value = getattr(self, name)
-            if value is None and self.dataset == "synthetic":
-                raise ValueError(f"{name}=None (a whole split) only applies to a hub dataset.")
-            if value is not None:
-                _positive_int(self, name)
-        if self.num_labelled is not None:
-            _positive_int(self, "num_labelled")
-            if self.num_train is not None and self.num_labelled > self.num_train:
-                raise ValueError(
-                    f"num_labelled ({self.num_labelled}) cannot exceed num_train "
-                    f"({self.num_train}): it is the labelled part of the training set."
-                )
+        self._check_data()
         _positive_int(self, "max_source_len", "max_target_len", "seqkd_num_beams", "num_beams")
         _positive_int(self, "max_new_tokens", "eval_batch_size")
         _positive_int(self, "seed", allow_zero=True)
+        if self.vocab_size is not None:
+            _positive_int(self, "vocab_size")
+        self.arms = tuple(self.arms)
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown or len(set(self.arms)) != len(self.arms):
+            raise ValueError(
+                f"arms must be distinct names from {ARMS}, got {self.arms}."
+            )
         for name, cls in (
             ("teacher_size", T5Size),
             ("student_size", T5Size),
@@ -243,10 +246,45 @@ class T5DistillConfig:
                 "cannot also load a pretrained student. Set student=None or "
                 "student_from_teacher=False."
             )
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+        self.also_metrics = tuple(self.also_metrics)
+        for name in (self.metric, *self.also_metrics):
+            if name not in METRICS:
+                raise ValueError(f"metric must be one of {METRICS}, got {name!r}.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")
+
+    def _check_data(self) -> None:
+        """The dataset, its task names and split sizes."""
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a non-empty name, got {self.dataset!r}.")
+        self.tasks = tuple(self.tasks)
+        if self.dataset == "synthetic":
+            if not self.tasks:
+                raise ValueError("tasks must name at least one synthetic task.")
+            unknown = [t for t in self.tasks if t not in SYNTHETIC_TASKS]
+            if unknown:
+                raise ValueError(
+                    f"unknown synthetic task(s) {unknown}; choose from {SYNTHETIC_TASKS}."
+                )
+            if len(set(self.tasks)) != len(self.tasks):
+                raise ValueError(f"tasks has duplicates: {self.tasks}.")
+        for name in ("num_train", "num_val", "num_test"):
+            value = getattr(self, name)
+            if value is None and (self.dataset == "synthetic" or name != "num_train" and
+                                  self.dataset == "cmudict"):
+                raise ValueError(
+                    f"{name}=None (a whole split) applies to a hub dataset, or to cmudict's "
+                    f"num_train (every word the other splits leave)."
+                )
+            if value is not None:
+                _positive_int(self, name)
+        if self.num_labelled is not None:
+            _positive_int(self, "num_labelled")
+            if self.num_train is not None and self.num_labelled > self.num_train:
+                raise ValueError(
+                    f"num_labelled ({self.num_labelled}) cannot exceed num_train "
+                    f"({self.num_train}): it is the labelled part of the training set."
+                )
 
     def to_dict(self) -> dict:
         """A JSON-serialisable copy (nested configs as dicts)."""
@@ -282,14 +320,13 @@ def _smoke() -> T5DistillConfig:
             checkpoint_every=3,
         ),
         hidden_weight=0.1,
-        seqkd=True,
         seqkd_num_beams=2,
         max_new_tokens=12,
         eval_batch_size=64,
     )
 
 
-def _cpu() -> T5DistillConfig:
+def _dates() -> T5DistillConfig:
     # Measured on a shared 2-core machine, one torch thread: the teacher (0.93M parameters)
     # trains at ~0.1 s/step and reaches ~99% exact match on dates; the student (0.12M) at
     # ~0.02 s/step (0.05 with the teacher's forward pass for KD). Warm-up 30% + cosine and no
@@ -301,7 +338,7 @@ def _cpu() -> T5DistillConfig:
         max_grad_norm=None, weight_decay=0.0, checkpoint_every=200,
     )
     return T5DistillConfig(
-        preset="cpu",
+        preset="dates",
         tasks=("date",),
         num_train=6000,
         num_val=200,
@@ -315,9 +352,46 @@ def _cpu() -> T5DistillConfig:
         student_train=replace(teacher_run),
         T=2.0,
         alpha=0.5,
-        seqkd=True,
         max_new_tokens=16,
         eval_batch_size=200,
+    )
+
+
+def _cpu() -> T5DistillConfig:
+    # Grapheme to phoneme on the CMU dictionary (kdkit.data.g2p), one torch thread, 2 cores.
+    # Probes (../shared/PROBES.md): this teacher (0.93M parameters) reached 51% word accuracy
+    # in 4,000 steps (~5.5 min) with lr 1e-3, 10% warm-up + cosine and clipping at 1.0; with
+    # lr 3e-3 and no clipping it stalled near 32% and made KD hurt. Students of a quarter of
+    # its size see references for 6,000 training pairs; the rest of the ~64,000 pairs are
+    # inputs only, for the teacher to label (the transfer set).
+    return T5DistillConfig(
+        preset="cpu",
+        dataset="cmudict",
+        tasks=(),
+        num_train=60_000,  # words; a word with several pronunciations gives several pairs
+        num_val=1000,
+        num_test=2000,
+        num_labelled=6000,
+        max_source_len=32,
+        max_target_len=32,
+        teacher_size=T5Size(d_model=128, d_ff=512, num_layers=2, num_decoder_layers=2),
+        student_size=T5Size(
+            d_model=64, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16
+        ),
+        teacher_train=TrainConfig(
+            max_steps=4000, batch_size=64, lr=1e-3, warmup_steps=400, schedule="cosine",
+            max_grad_norm=1.0, weight_decay=0.0, checkpoint_every=500,
+        ),
+        student_train=TrainConfig(
+            max_steps=2000, batch_size=64, lr=3e-3, warmup_steps=200, schedule="cosine",
+            max_grad_norm=1.0, weight_decay=0.0, checkpoint_every=500,
+        ),
+        T=2.0,
+        alpha=0.5,
+        metric="word_accuracy",
+        also_metrics=("phoneme_error_rate",),
+        max_new_tokens=32,
+        eval_batch_size=500,
     )
 
 
@@ -344,7 +418,6 @@ def _gpu() -> T5DistillConfig:
         ),
         T=1.0,
         alpha=0.5,
-        seqkd=True,
         seqkd_num_beams=4,
         metric="rougeL",
         num_beams=4,
@@ -354,8 +427,8 @@ def _gpu() -> T5DistillConfig:
 
 
 def get_preset(name: str) -> T5DistillConfig:
-    """A fresh config for a named preset: ``"smoke"``, ``"cpu"`` or ``"gpu"``."""
-    builders = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu}
+    """A fresh config for a named preset: ``"smoke"``, ``"dates"``, ``"cpu"`` or ``"gpu"``."""
+    builders = {"smoke": _smoke, "dates": _dates, "cpu": _cpu, "gpu": _gpu}
     if name not in builders:
         raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}.")
     return builders[name]()

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from kdkit.checkpoints import load_checkpoint, save_checkpoint, write_json
-from kdkit.config import T5DistillConfig, TrainConfig
+from kdkit.config import ARMS, T5DistillConfig, TrainConfig
 from kdkit.data.batching import Seq2SeqSplits, TextPair, encode_pairs
+from kdkit.data.g2p import g2p_splits, g2p_vocabulary_texts
 from kdkit.data.loading import load_text_pairs
 from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vocabulary_texts
 from kdkit.features import identity_projection
@@ -59,7 +60,8 @@ __all__ = [
     "distill_t5_jobs",
 ]
 
-MODEL_NAMES = ("teacher", "student_ce", "student_kd", "student_seqkd")
+MODEL_NAMES = ("teacher", *(f"student_{arm}" for arm in ARMS))  # metrics.json's keys
+G2P_SPLIT_SEED = 0  # the G2P words' split: the same test words for every seed of a run
 Features = list[dict[str, list[int]]]
 
 
@@ -171,11 +173,14 @@ def check_resumable(config: T5DistillConfig, out_dir: str | Path) -> None:
 
 
 def load_splits(config: T5DistillConfig) -> Seq2SeqSplits:
-    """The experiment's train/validation/test pairs: the synthetic tasks or a dataset."""
+    """The experiment's train/validation/test pairs: the synthetic tasks, the CMU dictionary's
+    G2P pairs (split by :data:`G2P_SPLIT_SEED`, whatever ``config.seed``) or a dataset."""
     if config.dataset == "synthetic":
         return make_text_tasks(
             config.tasks, config.num_train, config.num_val, config.num_test, seed=config.seed
         )
+    if config.dataset == "cmudict":
+        return g2p_splits(config.num_train, config.num_val, config.num_test, seed=G2P_SPLIT_SEED)
     return load_text_pairs(
         config.dataset, num_train=config.num_train, num_val=config.num_val,
         num_test=config.num_test,
@@ -188,13 +193,16 @@ def _new_teacher(run: _Run, splits: Seq2SeqSplits) -> tuple[nn.Module, PreTraine
     config = run.config
     if config.teacher is not None:
         return load_t5(config.teacher)
-    texts = [text for pair in splits.train for text in pair]
-    if config.dataset == "synthetic":  # every word the tasks can produce: no <unk>
-        texts += task_vocabulary_texts(config.tasks)
-    tokenizer = build_word_tokenizer(texts)
+    if config.dataset == "cmudict":  # every letter and phoneme, each phoneme one token
+        tokenizer = build_word_tokenizer(g2p_vocabulary_texts(), split_digits=False)
+    else:
+        texts = [text for pair in splits.train for text in pair]
+        if config.dataset == "synthetic":  # every word the tasks can produce: no <unk>
+            texts += task_vocabulary_texts(config.tasks)
+        tokenizer = build_word_tokenizer(texts)
     torch.manual_seed(run.seeds.teacher_init)
     teacher = build_t5(
-        len(tokenizer), **asdict(config.teacher_size),
+        config.vocab_size or len(tokenizer), **asdict(config.teacher_size),
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     return teacher, tokenizer
@@ -251,8 +259,7 @@ def _teacher_labels(
     """Each training input with the teacher's output as its target (Kim & Rush 2016), cached
     in ``out/teacher_outputs_train.json``; empty when no arm needs them."""
     config = run.config
-    n_labelled = len(train) if config.num_labelled is None else config.num_labelled
-    if not (config.seqkd or n_labelled < len(train)):
+    if not {"seq_kd", "seq_word_kd"} & set(config.arms):
         return []
     cache = run.out / "teacher_outputs_train.json"
     if run.resume and cache.exists():
@@ -276,40 +283,49 @@ def _student_arms(
     train: list[TextPair],
     outputs: list[TextPair],
 ) -> list[tuple[str, Seq2SeqObjective, Features]]:
-    """Each student arm: its name, objective and training features. The students have
-    references for the first ``num_labelled`` training pairs only; the rest are theirs
-    through the teacher's outputs."""
+    """Each arm of ``config.arms`` (:data:`kdkit.config.ARMS`, Kim & Rush 2016): its model
+    name, objective and training features. References exist for the first ``num_labelled``
+    training pairs only: ``ce`` and ``word_kd`` train on those; ``seq_kd`` and ``seq_word_kd``
+    on the teacher's outputs for every training input."""
     config = run.config
     n_labelled = len(train) if config.num_labelled is None else config.num_labelled
-    labelled = train[:n_labelled]
-    projection = None
-    if config.hidden_weight > 0:
-        projection = identity_projection(student_init.config.d_model, teacher.config.d_model)
-    kd = Seq2SeqObjective(
-        teacher=teacher, T=config.T, alpha=config.alpha, hidden_weight=config.hidden_weight,
-        projection=projection, chunked=config.chunked_loss,
-    )
-    kd_features = run.encode(tokenizer, labelled + outputs[n_labelled:])
-    if config.teacher_topk is not None:  # the teacher's top-k, computed once, instead
-        kd_features = attach_teacher_topk(kd_features, _teacher_cache(run, teacher, kd_features))
-        kd = Seq2SeqObjective(T=config.T, alpha=config.alpha, cached=True,
-                              cache_tail=config.teacher_topk_tail)
-    arms = [
-        # CE: only what the student could learn without a teacher
-        ("student_ce", Seq2SeqObjective(), run.encode(tokenizer, labelled)),
-        # token-level KD: references where labelled, the teacher's outputs elsewhere, as decoder
-        # inputs; the teacher's distribution at every position
-        ("student_kd", kd, kd_features),
-    ]
-    if config.seqkd:  # sequence-level KD: the teacher's outputs everywhere, plain CE
-        arms.append(("student_seqkd", Seq2SeqObjective(), run.encode(tokenizer, outputs)))
+    pairs = {"ce": train[:n_labelled], "word_kd": train[:n_labelled], "seq_kd": outputs,
+             "seq_word_kd": outputs}
+    arms = []
+    for arm in config.arms:
+        name, features = f"student_{arm}", run.encode(tokenizer, pairs[arm])
+        objective = Seq2SeqObjective()  # CE on the features' targets
+        if arm in ("word_kd", "seq_word_kd"):  # and the teacher's per-step distributions
+            objective, features = _word_kd(run, teacher, student_init, name, features)
+        arms.append((name, objective, features))
     return arms
 
 
-def _teacher_cache(run: _Run, teacher: nn.Module, features: Features) -> dict:
-    """The teacher's top-k cache of the KD student's features, in ``out/teacher_topk.pt``
-    (reused on resume); its size goes to the teacher's history."""
-    path = run.out / "teacher_topk.pt"
+def _word_kd(
+    run: _Run, teacher: nn.Module, student_init: nn.Module, name: str, features: Features
+) -> tuple[Seq2SeqObjective, Features]:
+    """The word-level KD objective along ``features``' targets: the live teacher (with the
+    hidden-state term and chunked loss as configured), or its top-k cache attached."""
+    config = run.config
+    if config.teacher_topk is not None:  # the teacher's top-k, computed once, instead
+        cache = _teacher_cache(run, teacher, features, name)
+        objective = Seq2SeqObjective(T=config.T, alpha=config.alpha, cached=True,
+                                     cache_tail=config.teacher_topk_tail)
+        return objective, attach_teacher_topk(features, cache)
+    projection = None
+    if config.hidden_weight > 0:  # one per arm, trained with its student
+        projection = identity_projection(student_init.config.d_model, teacher.config.d_model)
+    objective = Seq2SeqObjective(
+        teacher=teacher, T=config.T, alpha=config.alpha, hidden_weight=config.hidden_weight,
+        projection=projection, chunked=config.chunked_loss,
+    )
+    return objective, features
+
+
+def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str) -> dict:
+    """The teacher's top-k cache of arm ``name``'s features, in ``out/teacher_topk_<name>.pt``
+    (reused on resume); its size goes to the teacher's history under ``topk`` / ``name``."""
+    path = run.out / f"teacher_topk_{name}.pt"
     if run.resume and path.exists():
         return load_checkpoint(path)
     tick = time.perf_counter()
@@ -318,7 +334,7 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features) -> dict:
     save_checkpoint(cache, path)
     real = int((cache["labels"] != -100).sum())
     stored = sum(cache[k].nbytes for k in ("topk_logits", "topk_indices", "lse"))
-    run.histories["teacher"]["topk"] = {
+    run.histories["teacher"].setdefault("topk", {})[name] = {
         "k": cache["topk_logits"].shape[-1], "seconds": time.perf_counter() - tick,
         "bytes_per_position": stored / cache["labels"].numel(), "stored_bytes": stored,
         "target_tokens": real,
@@ -365,7 +381,8 @@ def _evaluate(
     metrics: dict[str, dict] = {}
     for name, model in models.items():
         result = evaluate_seq2seq(
-            model, tokenizer, test, metric=config.metric, num_beams=config.num_beams,
+            model, tokenizer, test, metric=config.metric, also=config.also_metrics,
+            num_beams=config.num_beams,
             **run.generate_kwargs(),
         )
         result["train_seconds"] = run.histories.get(name, {}).get("train_seconds")
@@ -391,12 +408,14 @@ def distill_t5(
        ``config.teacher_size`` with a word-level tokenizer; trained for
        ``config.teacher_train.max_steps`` (0 = used as loaded); saved to ``out_dir/teacher``.
     3. Students from one initialisation (pretrained, built, or every other teacher block), each
-       trained with ``config.student_train`` (the same budget): ``student_ce`` (cross-entropy
-       on the references), ``student_kd`` (token-level KD), ``student_seqkd`` (CE on the
-       teacher's outputs, when ``config.seqkd``); saved to ``out_dir/<name>``. With
-       ``config.num_labelled`` the students have references for only the first N training
-       pairs: the CE student trains on those alone, the KD students also on the other training
-       inputs, with the teacher's outputs as targets (a transfer set, Hinton et al. 2015 §3).
+       trained with ``config.student_train`` (the same budget), one per ``config.arms``
+       (:data:`kdkit.config.ARMS`, named as Kim & Rush 2016 name them): ``student_ce`` (CE on
+       the references), ``student_word_kd`` (word-level KD along the references),
+       ``student_seq_kd`` (CE on the teacher's outputs), ``student_seq_word_kd`` (both); saved
+       to ``out_dir/<name>``. With ``config.num_labelled`` the references cover only the first
+       N training pairs: ``ce`` and ``word_kd`` train on those alone, the sequence-level arms
+       on every training input with the teacher's outputs as targets (a transfer set, Hinton et
+       al. 2015 §3) — so the arms separate "more inputs labelled" from "soft targets".
     4. Every model scored on the test split: ``metrics.json`` maps each name to
        :func:`kdkit.seq2seq.evaluate_seq2seq`'s dict plus ``train_seconds``.
 

@@ -380,9 +380,8 @@ def train_seq2seq(
     checkpoint holds model, optimiser, scheduler, RNG states and data position;
     ``resume=True`` continues from it and ends with the same weights as an uninterrupted run.
     ``stop_after`` ends the run early after that many steps (an interruption, for tests).
-
-    History: per optimiser step ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (each
-    per token, unweighted) and ``"lr"``.
+    ``config.compile``: the objective runs under ``torch.compile``. History: per optimiser step
+    ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``.
     """
     objective = objective or Seq2SeqObjective()
     step_objective = _compiled(objective) if config.compile else objective
@@ -660,6 +659,7 @@ def evaluate_seq2seq(
     pairs: Sequence[TextPair],
     *,
     metric: str = "exact_match",
+    also: Sequence[str] = (),
     batch_size: int = 64,
     max_source_len: int = 512,
     max_new_tokens: int = 32,
@@ -670,7 +670,8 @@ def evaluate_seq2seq(
 ) -> dict:
     """Score ``model`` on ``pairs`` and measure its size and speed.
 
-    Returns ``params``, ``metric`` (its name), ``score`` (percent), ``throughput`` (examples per
+    Returns ``params``, ``metric`` (its name), ``score`` (percent), ``scores`` (``metric`` and
+    each of ``also``, by name: e.g. G2P's phoneme error rate), ``throughput`` (examples per
     second decoding ``batch_size`` at a time), ``latency_ms`` (median time to decode one
     example alone, over ``latency_examples``), ``num_examples`` and a few ``samples``.
     """
@@ -692,6 +693,7 @@ def evaluate_seq2seq(
         "params": count_parameters(model),
         "metric": metric,
         "score": compute_metric(metric, predictions, references),
+        "scores": {m: compute_metric(m, predictions, references) for m in (metric, *also)},
         "throughput": len(sources) / max(seconds, 1e-9),
         "latency_ms": statistics.median(latencies) if latencies else None,
         "num_examples": len(sources),

@@ -16,7 +16,7 @@ import kdkit.checkpoints
 import kdkit.seq2seq
 from kdkit.checkpoints import save_checkpoint
 from kdkit.cli import main
-from kdkit.config import T5Size, TrainConfig, get_preset
+from kdkit.config import ARMS, T5Size, TrainConfig, get_preset
 from kdkit.data.batching import Seq2SeqCollator, encode_pairs
 from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vocabulary_texts
 from kdkit.features import identity_projection
@@ -357,11 +357,14 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
         assert m["score"] == pytest.approx(100 * hits / len(test_pairs)), name
         assert [x["prediction"] for x in m["samples"]] == predictions[: len(m["samples"])]
         assert m["params"] == sum(p.numel() for p in saved.parameters())
-    assert metrics["teacher"]["params"] > metrics["student_kd"]["params"]
-    assert metrics["student_ce"]["params"] == metrics["student_kd"]["params"]
+    assert metrics["teacher"]["params"] > metrics["student_word_kd"]["params"]
+    assert len({metrics[f"student_{arm}"]["params"] for arm in ARMS}) == 1  # one student shape
     history = json.loads((out / "history.json").read_text())
-    assert len(history["student_kd"]["loss"]) == 6 and max(history["student_kd"]["kd"]) > 0
-    assert max(history["student_kd"]["hidden"]) > 0  # the smoke preset uses every term
+    for arm in ("word_kd", "seq_word_kd"):  # the smoke preset uses every term
+        h = history[f"student_{arm}"]
+        assert len(h["loss"]) == 6 and max(h["kd"]) > 0 and max(h["hidden"]) > 0
+    for arm in ("ce", "seq_kd"):  # cross-entropy alone
+        assert max(history[f"student_{arm}"]["kd"]) == 0
     # half the training pairs are unlabelled for the students: the teacher labels all inputs
     outputs = json.loads((out / "teacher_outputs_train.json").read_text())
     assert len(outputs) == 192 and all(len(pair) == 2 for pair in outputs)
@@ -382,12 +385,12 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
     assert len(tok) == model.config.vocab_size
     out2 = tmp_path / "from_dir"
     argv = ["distill-t5", "--preset", "smoke", "--out", str(out2), "--quiet",
-            "--teacher", str(out / "teacher"), "--teacher-steps", "0", "--no-seqkd",
+            "--teacher", str(out / "teacher"), "--teacher-steps", "0", "--arms", "ce,word_kd",
             "--num-labelled", "all"]
     assert main(argv) == 0
     metrics2 = json.loads((out2 / "metrics.json").read_text())
-    assert set(metrics2) == {"teacher", "student_ce", "student_kd"}
-    assert not (out2 / "teacher_outputs_train.json").exists()  # every pair labelled: not needed
+    assert set(metrics2) == {"teacher", "student_ce", "student_word_kd"}
+    assert not (out2 / "teacher_outputs_train.json").exists()  # no sequence-level arm
     assert metrics2["teacher"]["score"] == metrics["teacher"]["score"]
 
 
@@ -433,5 +436,6 @@ def test_smoke_preset_with_the_chunked_loss(tmp_path):
     config = json.loads((out / "config.json").read_text())
     history = json.loads((out / "history.json").read_text())
     assert config["chunked_loss"] is True
-    assert max(history["student_kd"]["kd"]) > 0 and max(history["student_kd"]["hidden"]) > 0
+    assert max(history["student_word_kd"]["kd"]) > 0
+    assert max(history["student_seq_word_kd"]["hidden"]) > 0
 

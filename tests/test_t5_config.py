@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import kdkit.config
-from kdkit.config import PRESETS, T5DistillConfig, T5Size, TrainConfig, get_preset
+from kdkit.config import ARMS, PRESETS, T5DistillConfig, T5Size, TrainConfig, get_preset
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -22,12 +22,16 @@ def test_presets_are_valid_and_serialisable(name):
 
 
 def test_preset_choices_follow_the_design():
-    smoke, cpu, gpu = (get_preset(n) for n in PRESETS)
+    smoke, dates, cpu, gpu = (get_preset(n) for n in PRESETS)
     # smoke touches every code path: accumulation, checkpoints, hidden MSE, seq-KD with beams
     assert smoke.teacher_train.grad_accum_steps > 1 and smoke.student_train.checkpoint_every
-    assert smoke.hidden_weight > 0 and smoke.seqkd and smoke.seqkd_num_beams > 1
+    assert smoke.hidden_weight > 0 and smoke.arms == ARMS and smoke.seqkd_num_beams > 1
     assert smoke.student_from_teacher and smoke.num_labelled < smoke.num_train
-    assert cpu.dataset == "synthetic" and cpu.teacher is None
+    assert dates.dataset == "synthetic" and dates.tasks == ("date",) and dates.teacher is None
+    # cpu: real data, students with references for a tenth of the training words
+    assert cpu.dataset == "cmudict" and cpu.metric == "word_accuracy" and cpu.arms == ARMS
+    assert cpu.num_labelled * 10 == cpu.num_train and cpu.teacher is None
+    assert cpu.teacher_train.max_grad_norm == 1.0  # the probes' sane teacher configuration
     assert gpu.teacher.endswith("t5-base") and gpu.student.endswith("t5-small")
     assert gpu.dataset.endswith("xsum") and gpu.metric == "rougeL"
     assert gpu.teacher_train.bf16 and gpu.student_train.bf16
@@ -42,8 +46,12 @@ def test_preset_choices_follow_the_design():
         (dict(tasks=("date", "dates")), "unknown synthetic task"),
         (dict(tasks=()), "at least one"),
         (dict(num_train=0), "num_train must be an int >= 1"),
-        (dict(num_test=None), "only applies to a hub dataset"),
+        (dict(num_test=None), "applies to a hub dataset"),
         (dict(num_labelled=7000), "cannot exceed num_train"),
+        (dict(arms=("ce", "token_kd")), "arms must be distinct names from"),
+        (dict(arms=("ce", "ce")), "arms must be distinct"),
+        (dict(vocab_size=0), "vocab_size must be an int >= 1"),
+        (dict(also_metrics=("per",)), "metric must be one of"),
         (dict(num_labelled=0), "num_labelled must be an int >= 1"),
         (dict(metric="accuracy"), "metric must be one of"),
         (dict(device="tpu"), "device must be"),
@@ -57,7 +65,14 @@ def test_preset_choices_follow_the_design():
 )
 def test_distill_config_range_checks(change, message):
     with pytest.raises(ValueError, match=message):
-        replace(get_preset("cpu"), **change)
+        replace(get_preset("dates"), **change)
+
+
+def test_cmudict_may_train_on_every_remaining_word_but_needs_sized_test_splits():
+    cpu = get_preset("cpu")
+    assert replace(cpu, num_train=None, num_labelled=None).num_train is None
+    with pytest.raises(ValueError, match="applies to a hub dataset"):
+        replace(cpu, num_test=None)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from kdkit.data.text_tasks import (
 )
 from kdkit.distributions import entropy
 from kdkit.losses import distillation_loss, kd_kl_loss
-from kdkit.pipeline import distill_t5, distill_t5_jobs
+from kdkit.pipeline import MODEL_NAMES, distill_t5, distill_t5_jobs
 from kdkit.seq2seq import (
     generate_texts,
     step_distributions,
@@ -65,7 +65,7 @@ def model(tokenizer):
 @pytest.mark.slow
 def test_parallel_runs_give_the_same_models_as_serial_runs(tmp_path):
     smoke = get_preset("smoke")
-    jobs = {f"seed{s}": replace(smoke, seed=s, seqkd=False) for s in (0, 1)}
+    jobs = {f"seed{s}": replace(smoke, seed=s, arms=("ce", "word_kd")) for s in (0, 1)}
     parallel = distill_t5_jobs(jobs, tmp_path / "par", workers=2, progress=False)
     serial = distill_t5_jobs(jobs, tmp_path / "ser", workers=1, progress=False)
     assert list(parallel) == ["seed0", "seed1"]  # the order of jobs, not of completion
@@ -73,13 +73,13 @@ def test_parallel_runs_give_the_same_models_as_serial_runs(tmp_path):
         assert {k: v["score"] for k, v in parallel[name].items()} == {
             k: v["score"] for k, v in serial[name].items()
         }
-        a = load_file(tmp_path / "par" / name / "student_kd" / "model.safetensors")
-        b = load_file(tmp_path / "ser" / name / "student_kd" / "model.safetensors")
+        a = load_file(tmp_path / "par" / name / "student_word_kd" / "model.safetensors")
+        b = load_file(tmp_path / "ser" / name / "student_word_kd" / "model.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-        assert (tmp_path / "par" / name / "log.txt").read_text().count("student_kd") >= 1
+        assert (tmp_path / "par" / name / "log.txt").read_text().count("student_word_kd") >= 1
     # different seeds are different runs
-    a = load_file(tmp_path / "ser" / "seed0" / "student_kd" / "model.safetensors")
-    b = load_file(tmp_path / "ser" / "seed1" / "student_kd" / "model.safetensors")
+    a = load_file(tmp_path / "ser" / "seed0" / "student_word_kd" / "model.safetensors")
+    b = load_file(tmp_path / "ser" / "seed1" / "student_word_kd" / "model.safetensors")
     assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -138,7 +138,7 @@ def test_gpu_preset_code_path_runs_on_a_cpu_with_local_models_and_data(tmp_path)
     assert config.student_train.bf16 and config.student_train.grad_accum_steps == 2
     assert config.metric == "rougeL" and config.num_beams == 4 and config.seqkd_num_beams == 4
     metrics = distill_t5(config, tmp_path / "run", progress=False, log=lambda _: None)
-    assert set(metrics) == {"teacher", "student_ce", "student_kd", "student_seqkd"}
+    assert set(metrics) == set(MODEL_NAMES)
     sources = [s for s, _ in pairs.test]
     for name, m in metrics.items():
         assert m["metric"] == "rougeL" and m["num_examples"] == 8
@@ -151,11 +151,11 @@ def test_gpu_preset_code_path_runs_on_a_cpu_with_local_models_and_data(tmp_path)
             rouge_l_f1(p, t) for p, (_, t) in zip(predictions, pairs.test, strict=True)
         ) / len(sources)
         assert m["score"] == pytest.approx(expected), name
-    assert metrics["teacher"]["params"] > metrics["student_kd"]["params"]
+    assert metrics["teacher"]["params"] > metrics["student_word_kd"]["params"]
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["teacher"]["loss"]) == 4  # the pretrained teacher was fine-tuned
-    assert max(history["student_kd"]["kd"]) > 0
-    assert (tmp_path / "run" / "checkpoints" / "student_kd" / "checkpoint.pt").exists()
+    assert max(history["student_word_kd"]["kd"]) > 0
+    assert (tmp_path / "run" / "checkpoints" / "student_word_kd" / "checkpoint.pt").exists()
 
 
 # --------------------------------------------------------------------------- XSum loading

@@ -145,10 +145,11 @@ def test_the_smoke_preset_trains_its_kd_student_from_the_cache(tmp_path):
 
     out = tmp_path / "run"
     assert main(["distill-t5", "--preset", "smoke", "--out", str(out), "--quiet",
-                 "--teacher-topk", "4", "--no-seqkd"]) == 0
+                 "--teacher-topk", "4", "--arms", "word_kd,seq_word_kd"]) == 0
     history = json.loads((out / "history.json").read_text())
-    topk = history["teacher"]["topk"]
-    assert topk["k"] == 4 and topk["bytes_per_position"] == 6 * 4 + 4
-    assert max(history["student_kd"]["kd"]) > 0
-    assert (out / "teacher_topk.pt").exists()
-    assert (out / "student_kd" / "model.safetensors").exists()
+    for name in ("student_word_kd", "student_seq_word_kd"):  # one cache per KD arm
+        topk = history["teacher"]["topk"][name]
+        assert topk["k"] == 4 and topk["bytes_per_position"] == 6 * 4 + 4
+        assert max(history[name]["kd"]) > 0
+        assert (out / f"teacher_topk_{name}.pt").exists()
+        assert (out / name / "model.safetensors").exists()
