@@ -380,9 +380,8 @@ def train_seq2seq(
     checkpoint holds model, optimiser, scheduler, RNG states and data position;
     ``resume=True`` continues from it and ends with the same weights as an uninterrupted run.
     ``stop_after`` ends the run early after that many steps (an interruption, for tests).
-
-    History: per optimiser step ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (each
-    per token, unweighted) and ``"lr"``.
+    ``config.compile``: the objective runs under ``torch.compile``. History: per optimiser step
+    ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``.
     """
     objective = objective or Seq2SeqObjective()
     step_objective = _compiled(objective) if config.compile else objective
