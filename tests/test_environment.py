@@ -141,5 +141,7 @@ def test_make_bench_runs_and_prints_every_row():
          "--reps", "1"],
         capture_output=True, text=True, check=True, cwd=root,
     ).stdout
-    for row in ("machine", "(a) KD step", "(c) extra peak memory", "(d) distillation_loss"):
+    rows = ("machine", "(a) KD step", "(a) throughput", "(b) top-64 cached",
+            "(c) extra peak memory", "(c) chunked / plain time", "(d) distillation_loss")
+    for row in rows:
         assert row in out, out
