@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     t5.add_argument("--student", help="student: a Hub name or a local directory")
     t5.add_argument("--teacher-steps", type=int,
                     help="teacher training steps (0: use --teacher as it is)")
+    t5.add_argument("--student-steps", type=int, help="every student's training steps")
+    t5.add_argument("--batch-size", type=int, help="examples per micro-batch, every run")
+    t5.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA, every run")
     t5.add_argument("--dataset",
                     help="'synthetic', 'cmudict' or a `datasets` name such as EdinburghNLP/xsum")
     t5.add_argument("--teacher-size", choices=tuple(T5_SIZES),
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "tokenizer's size)")
     t5.add_argument("--metric", choices=METRICS,
                     help="default: the preset's (rougeL for a hub dataset)")
+    t5.add_argument("--num-train", type=int, help="training examples (G2P: words)")
+    t5.add_argument("--num-test", type=int, help="test examples every model is scored on")
     t5.add_argument(
         "--num-labelled", type=_count_or_all, metavar="N|all", default=argparse.SUPPRESS,
         help="references the students may use; the other inputs get the teacher's labels",
@@ -122,6 +127,26 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _training_changes(args: argparse.Namespace, config: T5DistillConfig) -> dict:
+    """The two TrainConfigs as the step, batch, bf16 and compile flags change them (a warm-up
+    longer than the new step count is cut to it)."""
+    runs: dict[str, dict] = {"teacher_train": {}, "student_train": {}}
+    if args.teacher_steps is not None:
+        runs["teacher_train"]["max_steps"] = args.teacher_steps
+    if args.student_steps is not None:
+        runs["student_train"]["max_steps"] = args.student_steps
+    for flag, value in (("batch_size", args.batch_size), ("bf16", args.bf16 or None),
+                        ("compile", args.compile or None)):
+        if value is not None:
+            runs["teacher_train"][flag] = runs["student_train"][flag] = value
+    changes = {}
+    for name, fields in runs.items():
+        if fields:
+            warmup = min(getattr(config, name).warmup_steps, fields.get("max_steps", 10**9))
+            changes[name] = replace(getattr(config, name), warmup_steps=warmup, **fields)
+    return changes
+
+
 def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | None]:
     """The validated config and torch thread count that ``args`` ask for: a ``ValueError`` if
     a value is out of range or ``--resume`` meets another config's run, an ``OSError`` if a
@@ -131,7 +156,7 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
 
     config = get_preset(args.preset)
     changes: dict = {}
-    for name in ("teacher", "student", "seed", "device"):
+    for name in ("teacher", "student", "seed", "device", "num_train", "num_test"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.student is not None:
@@ -145,8 +170,7 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
                 args.dataset, "rougeL")
     if args.metric is not None:
         changes["metric"] = args.metric
-    if args.teacher_steps is not None:
-        changes["teacher_train"] = replace(config.teacher_train, max_steps=args.teacher_steps)
+    changes.update(_training_changes(args, config))
     if args.arms is not None:
         changes["arms"] = args.arms
     for who in ("teacher", "student"):
@@ -158,9 +182,6 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
         changes["vocab_size"] = args.vocab_size
     if args.chunked_loss:
         changes["chunked_loss"] = True
-    if args.compile:
-        for name in ("teacher_train", "student_train"):
-            changes[name] = replace(changes.get(name, getattr(config, name)), compile=True)
     if args.teacher_topk is not None:
         changes.update(teacher_topk=args.teacher_topk, hidden_weight=0.0)
     if args.topk_tail is not None:

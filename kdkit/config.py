@@ -375,8 +375,8 @@ def _cpu() -> T5DistillConfig:
         max_source_len=32,
         max_target_len=32,
         teacher_size=T5Size(d_model=128, d_ff=512, num_layers=2, num_decoder_layers=2),
-        student_size=T5Size(
-            d_model=64, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16
+        student_size=T5Size(  # 0.22M parameters: under a quarter of the teacher's 0.93M
+            d_model=64, d_ff=224, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16
         ),
         teacher_train=TrainConfig(
             max_steps=4000, batch_size=64, lr=1e-3, warmup_steps=400, schedule="cosine",

@@ -394,6 +394,29 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
     assert metrics2["teacher"]["score"] == metrics["teacher"]["score"]
 
 
+@pytest.mark.slow
+def test_real_size_g2p_path_runs_on_a_cpu(tmp_path):
+    """T5's published shapes (t5-base teacher, t5-small student, 32,128 logits), random init,
+    the locally built tokenizer and the G2P data: the path a GPU run takes, two steps each."""
+    out = tmp_path / "real"
+    argv = ["distill-t5", "--preset", "cpu", "--out", str(out), "--quiet",
+            "--teacher-size", "t5-base", "--student-size", "t5-small", "--vocab-size", "32128",
+            "--teacher-steps", "2", "--student-steps", "2", "--batch-size", "2",
+            "--num-train", "6", "--num-test", "3", "--num-labelled", "3"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == set(MODEL_NAMES)
+    assert 222e6 < metrics["teacher"]["params"] < 224e6  # t5-base's 222.9M
+    for arm in ARMS:
+        m = metrics[f"student_{arm}"]
+        assert 60e6 < m["params"] < 61e6 and m["num_examples"] == 3  # t5-small's 60.5M
+        assert set(m["scores"]) == {"word_accuracy", "phoneme_error_rate"}
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["teacher"]["loss"]) == 2 and len(history["student_seq_word_kd"]["kd"]) == 2
+    model, tok = load_t5(out / "student_word_kd")
+    assert model.config.vocab_size == 32128 and len(tok) == 98  # letters, phonemes, specials
+
+
 def test_command_line_offline_error(tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 
