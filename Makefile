@@ -14,7 +14,7 @@ LAB_ARGS ?=
 # Jupyter refuses to start as root unless told to (containers often run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit quick nbval browser lint notebooks figures bench clean
+.PHONY: setup lab test unit quick nbval browser lint notebooks figures bench g2p-teacher clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ lint: setup
 # Speed and memory as ratios measured side by side (benchmarks/bench.py; minutes on 2 cores).
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# The G2P teacher notebook 06 loads (notebooks/assets/g2p_teacher, under 5 MB): the cpu preset's
+# teacher run, about 5 minutes on one core (tools/make_g2p_teacher.py; a test runs its smoke form).
+g2p-teacher: setup
+	$(BIN)/python tools/make_g2p_teacher.py
 
 # Every test but the browser ones, slow ones included.
 unit: setup

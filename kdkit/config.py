@@ -114,10 +114,12 @@ class TrainConfig:
     compile: bool = False  # torch.compile the step's forward and loss (slow first steps; GPU)
     group_by_length: bool = True  # batch examples of similar length together: less padding
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = never
+    eval_every: int = 0  # score the validation split every N steps (a learning curve); 0 = never
     seed: int = 0  # batch order and dropout of this run (distill_t5 adds its own seed)
 
     def __post_init__(self) -> None:
-        _positive_int(self, "max_steps", "warmup_steps", "checkpoint_every", allow_zero=True)
+        _positive_int(self, "max_steps", "warmup_steps", "checkpoint_every", "eval_every",
+                      allow_zero=True)
         _positive_int(self, "batch_size", "grad_accum_steps")
         _positive_int(self, "seed", allow_zero=True)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
@@ -317,7 +319,7 @@ def _smoke() -> T5DistillConfig:
         ),
         student_train=TrainConfig(
             max_steps=6, batch_size=32, warmup_steps=1, lr=3e-3, schedule="cosine",
-            checkpoint_every=3,
+            checkpoint_every=3, eval_every=3,
         ),
         hidden_weight=0.1,
         seqkd_num_beams=2,
@@ -384,7 +386,7 @@ def _cpu() -> T5DistillConfig:
         ),
         student_train=TrainConfig(
             max_steps=2000, batch_size=64, lr=3e-3, warmup_steps=200, schedule="cosine",
-            max_grad_norm=1.0, weight_decay=0.0, checkpoint_every=500,
+            max_grad_norm=1.0, weight_decay=0.0, checkpoint_every=500, eval_every=250,
         ),
         T=2.0,
         alpha=0.5,

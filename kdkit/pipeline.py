@@ -30,11 +30,13 @@ from kdkit.data.loading import load_text_pairs
 from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vocabulary_texts
 from kdkit.features import identity_projection
 from kdkit.jobs import run_jobs
+from kdkit.metrics import compute_metric
 from kdkit.seed import set_seed
 from kdkit.seq2seq import (
     Seq2SeqObjective,
     attach_teacher_topk,
     evaluate_seq2seq,
+    generate_texts,
     teacher_outputs,
     teacher_topk,
     train_seq2seq,
@@ -105,6 +107,7 @@ class _Run:
     log: Callable[[str], None]
     seeds: RunSeeds
     histories: dict[str, dict] = field(default_factory=dict)
+    validation: list[TextPair] = field(default_factory=list)  # scored during training
 
     @property
     def bf16(self) -> bool:
@@ -128,6 +131,19 @@ class _Run:
     def encode(self, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[TextPair]) -> Features:
         c = self.config
         return encode_pairs(tokenizer, pairs, c.max_source_len, c.max_target_len)
+
+    def validator(self, tokenizer: PreTrainedTokenizerBase) -> Callable[[nn.Module], float] | None:
+        """``config.metric`` of a model's greedy outputs on the validation split (None when
+        the split is empty): the learning curves' score."""
+        if not self.validation:
+            return None
+        sources = [source for source, _ in self.validation]
+        references = [target for _, target in self.validation]
+
+        def score(model: nn.Module) -> float:
+            predictions = generate_texts(model, tokenizer, sources, **self.generate_kwargs())
+            return compute_metric(self.config.metric, predictions, references)
+        return score
 
 
 def _device(name: str) -> torch.device:
@@ -225,7 +241,7 @@ def _prepare_teacher(
         history = train_seq2seq(
             teacher, run.encode(tokenizer, splits.train), run.seeds.teacher_train,
             checkpoint_dir=run.out / "checkpoints" / "teacher", resume=run.resume,
-            progress=run.progress, desc="teacher",
+            validate=run.validator(tokenizer), progress=run.progress, desc="teacher",
         )
     seconds = time.perf_counter() - tick
     save_t5(teacher, tokenizer, directory)
@@ -362,7 +378,7 @@ def _train_student(
     history = train_seq2seq(
         student, features, run.seeds.student_train, objective=objective,
         checkpoint_dir=run.out / "checkpoints" / name, resume=run.resume,
-        progress=run.progress, desc=name,
+        validate=run.validator(tokenizer), progress=run.progress, desc=name,
     )
     seconds = time.perf_counter() - tick
     save_t5(student, tokenizer, directory)
@@ -425,6 +441,7 @@ def distill_t5(
     run = _start(config, out_dir, resume, progress, log)
     log(f"data: {config.dataset}")
     splits = load_splits(config)
+    run.validation = splits.validation
     teacher, tokenizer = _prepare_teacher(run, splits)
     student_init = _student_init(run, teacher, tokenizer)
     outputs = _teacher_labels(run, teacher, tokenizer, splits.train)

@@ -335,6 +335,21 @@ def _compiled(objective: Seq2SeqObjective) -> Callable:
     return torch.compile(objective.__call__)
 
 
+_STEP_KEYS = ("step", "loss", "ce", "kd", "hidden", "lr")  # the history's per-step entries
+
+
+def _record(history: dict, done: int, sums: dict, model: nn.Module,
+            validate: Callable[[nn.Module], float] | None, eval_every: int) -> None:
+    """Append step ``done``'s parts to ``history``; validate the model when it is due."""
+    for k in _STEP_KEYS:
+        history[k].append(done if k == "step" else sums[k])
+    if validate is not None and eval_every and done % eval_every == 0:
+        model.eval()
+        history["val_step"].append(done)
+        history["val_score"].append(float(validate(model)))
+        model.train()
+
+
 def _save(path: Path, config: TrainConfig, step: int, stream: _BatchStream,
           modules: dict[str, nn.Module | None], opt: torch.optim.Optimizer,
           sched: torch.optim.lr_scheduler.LRScheduler,
@@ -364,6 +379,7 @@ def train_seq2seq(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
+    validate: Callable[[nn.Module], float] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, list[float]]:
@@ -381,7 +397,9 @@ def train_seq2seq(
     ``resume=True`` continues from it and ends with the same weights as an uninterrupted run.
     ``stop_after`` ends the run early after that many steps (an interruption, for tests).
     ``config.compile``: the objective runs under ``torch.compile``. History: per optimiser step
-    ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``.
+    ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``;
+    every ``config.eval_every`` steps ``validate(model)`` (in ``eval()``) as ``"val_score"``
+    at ``"val_step"`` — a learning curve.
     """
     objective = objective or Seq2SeqObjective()
     step_objective = _compiled(objective) if config.compile else objective
@@ -399,8 +417,7 @@ def train_seq2seq(
     sampler = LengthGroupedBatchSampler(
         lengths, config.batch_size, seed=config.seed, group_by_length=config.group_by_length
     )
-    keys = ("loss", "ce", "kd", "hidden")
-    history: dict[str, list[float]] = {"step": [], **{k: [] for k in keys}, "lr": []}
+    history: dict[str, list[float]] = {k: [] for k in (*_STEP_KEYS, "val_step", "val_score")}
     step, stream = 0, None
     path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if resume and path is not None and path.exists():
@@ -422,11 +439,9 @@ def train_seq2seq(
         if device.type == "cuda":  # page-locked: the copies to the GPU overlap with compute
             micro = [{k: v.pin_memory() for k, v in b.items()} for b in micro]
         sums = _optimizer_step(model, micro, step_objective, params, opt, sched, config)
-        history["step"].append(step + 1)
-        for k in (*keys, "lr"):
-            history[k].append(sums[k])
-        bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
         done = step + 1
+        _record(history, done, sums, model, validate, config.eval_every)
+        bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
         if path is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
             _save(path, config, done, stream, modules, opt, sched, history)
         if stop_after is not None and done >= stop_after:

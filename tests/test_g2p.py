@@ -3,7 +3,10 @@ and its metrics: word accuracy against any listed pronunciation, phoneme error r
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -104,3 +107,44 @@ def test_edit_distance_is_a_distance(a, b):
     assert d == edit_distance(b, a)
     assert abs(len(a) - len(b)) <= d <= max(len(a), len(b))
     assert (d == 0) == (a == b)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSET = ROOT / "notebooks" / "assets" / "g2p_teacher"
+
+
+def _size_mib(directory: Path) -> float:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
+
+
+@pytest.mark.slow
+def test_the_teacher_command_runs_in_smoke_form(tmp_path):
+    """tools/make_g2p_teacher.py, the command that made the shipped teacher, at a tiny size."""
+    from kdkit.t5 import load_t5
+
+    dest = tmp_path / "teacher"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "make_g2p_teacher.py"), "--smoke",
+                    "--dest", str(dest)], check=True, capture_output=True, cwd=ROOT)
+    provenance = json.loads((dest / "provenance.json").read_text())
+    assert "--preset cpu" in provenance["command"] and "--arms none" in provenance["command"]
+    assert set(provenance["scores"]) == {"word_accuracy", "phoneme_error_rate"}
+    model, tok = load_t5(dest)
+    assert model.config.vocab_size == len(tok) == 98 and _size_mib(dest) < 5
+
+
+def test_the_shipped_teacher_is_the_cpu_presets_and_small():
+    from dataclasses import asdict
+
+    from kdkit.config import get_preset
+    from kdkit.t5 import load_t5
+
+    model, tok = load_t5(ASSET)
+    shape = asdict(get_preset("cpu").teacher_size)
+    assert {k: getattr(model.config, k) for k in ("d_model", "d_ff", "num_layers",
+                                                  "num_decoder_layers", "num_heads")} == {
+        k: shape[k] for k in ("d_model", "d_ff", "num_layers", "num_decoder_layers", "num_heads")}
+    assert tok.get_vocab() == build_word_tokenizer(g2p_vocabulary_texts(), split_digits=False
+                                                   ).get_vocab()
+    provenance = json.loads((ASSET / "provenance.json").read_text())
+    assert provenance["command"].startswith("kdkit distill-t5 --preset cpu")
+    assert _size_mib(ASSET) < 5

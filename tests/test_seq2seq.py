@@ -283,6 +283,24 @@ def test_compiled_step_trains_to_the_same_weights(features, tokenizer, monkeypat
         torch.testing.assert_close(students[1][key], eager, rtol=1e-5, atol=1e-6)
 
 
+def test_validation_during_training_records_a_curve_and_changes_nothing(features, tokenizer):
+    """eval_every: the model is scored in eval() mode, then training resumes in train() mode
+    exactly as without validation (dropout on, same batches, same weights)."""
+    config = TrainConfig(max_steps=4, batch_size=8, lr=1e-2, eval_every=2)
+    plain, watched = _t5(tokenizer, 0, dropout=0.2), _t5(tokenizer, 0, dropout=0.2)
+    train_seq2seq(plain, features, config, progress=False)
+    modes = []
+
+    def validate(model):
+        modes.append(model.training)
+        return 10.0 * len(modes)
+
+    history = train_seq2seq(watched, features, config, validate=validate, progress=False)
+    assert history["val_step"] == [2, 4] and history["val_score"] == [10.0, 20.0]
+    assert modes == [False, False]
+    assert _states_equal(plain, watched)
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -365,6 +383,9 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
         assert len(h["loss"]) == 6 and max(h["kd"]) > 0 and max(h["hidden"]) > 0
     for arm in ("ce", "seq_kd"):  # cross-entropy alone
         assert max(history[f"student_{arm}"]["kd"]) == 0
+    for arm in ARMS:  # learning curves: validation exact match every 3 steps
+        h = history[f"student_{arm}"]
+        assert h["val_step"] == [3, 6] and all(0 <= v <= 100 for v in h["val_score"])
     # half the training pairs are unlabelled for the students: the teacher labels all inputs
     outputs = json.loads((out / "teacher_outputs_train.json").read_text())
     assert len(outputs) == 192 and all(len(pair) == 2 for pair in outputs)
