@@ -1141,3 +1141,40 @@ def plot_decoder_steps(
                 ax.set_xlabel("probability")
     axes[0, -1].legend(fontsize=8, loc="lower right")
     return fig
+
+
+def plot_learning_curves(
+    histories: dict[str, Sequence[dict]],
+    *,
+    metric: str = "validation score (%)",
+    smooth: int = 50,
+) -> Figure:
+    """Learning curves of several arms over several seeds, side by side.
+
+    ``histories[arm]`` is one :func:`kdkit.seq2seq.train_seq2seq` history per seed. Left: each
+    arm's own training objective per step (``"loss"``, a running mean over ``smooth`` steps;
+    the arms minimise different objectives, so compare shapes, not levels). Right: the
+    validation score at ``"val_step"`` — one thin line per seed, the mean bold.
+    """
+    if not histories:
+        raise ValueError("histories is empty: give {arm: [history per seed]}.")
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for k, (arm, runs) in enumerate(histories.items()):
+        if not runs or not all(run.get("val_step") for run in runs):
+            raise ValueError(f"{arm!r}: every history needs val_step/val_score (eval_every).")
+        losses = np.mean([_np(run["loss"]) for run in runs], axis=0)  # (steps,)
+        window = max(1, min(smooth, len(losses)))
+        running = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax_loss.plot(np.arange(window, len(losses) + 1), running, color=f"C{k}", label=arm)
+        steps = _np(runs[0]["val_step"])
+        scores = np.array([_np(run["val_score"]) for run in runs])  # (seeds, evals)
+        for row in scores:
+            ax_val.plot(steps, row, color=f"C{k}", alpha=0.3, lw=0.8)
+        ax_val.plot(steps, scores.mean(axis=0), color=f"C{k}", lw=2, marker="o", label=arm)
+    ax_loss.set(xlabel="optimiser step", ylabel=f"training objective (mean of {smooth} steps)",
+                yscale="log", title="what each arm minimises")
+    ax_val.set(xlabel="optimiser step", ylabel=metric, title="held-out score while training")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+    ax_val.legend(fontsize=9)
+    return fig

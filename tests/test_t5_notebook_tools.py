@@ -320,3 +320,30 @@ def test_notebook_06_plots_return_figures(model, tokenizer, splits):
         plotting.plot_decoder_steps(grid, vocab, tokens, [0], reference="nobody")
     plt.close("all")
 
+
+
+def test_learning_curves_plot_each_arms_mean_and_seeds():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    def history(offset: float) -> dict:
+        return {"loss": [3.0 - 0.01 * i + offset for i in range(100)],
+                "val_step": [50, 100], "val_score": [10.0 + offset, 20.0 + offset]}
+
+    histories = {"CE": [history(0.0), history(2.0)], "KD": [history(1.0)]}
+    fig = plotting.plot_learning_curves(histories, metric="word accuracy (%)", smooth=10)
+    ax_loss, ax_val = fig.axes
+    loss_lines = {line.get_label(): line for line in ax_loss.lines}
+    # CE: the mean of its two seeds' losses, then a running mean over 10 steps
+    mean = np.array([3.0 - 0.01 * i + 1.0 for i in range(100)])
+    np.testing.assert_allclose(loss_lines["CE"].get_ydata(),
+                               np.convolve(mean, np.ones(10) / 10, mode="valid"))
+    np.testing.assert_allclose(loss_lines["CE"].get_xdata(), np.arange(10, 101))
+    bold = {line.get_label(): line for line in ax_val.lines if line.get_linewidth() == 2}
+    np.testing.assert_allclose(bold["CE"].get_ydata(), [11.0, 21.0])  # mean of the seeds
+    np.testing.assert_allclose(bold["KD"].get_ydata(), [11.0, 21.0])
+    assert len(ax_val.lines) == 3 + 2  # one thin line per seed, one bold per arm
+    assert ax_val.get_ylabel() == "word accuracy (%)"
+    with pytest.raises(ValueError, match="eval_every"):
+        plotting.plot_learning_curves({"CE": [{"loss": [1.0], "val_step": []}]})
+    plt.close("all")
