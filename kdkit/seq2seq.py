@@ -69,6 +69,7 @@ __all__ = [
     "teacher_topk",
     "attach_teacher_topk",
     "step_distributions",
+    "sequence_log_probs",
     "token_fidelity",
 ]
 
@@ -606,6 +607,20 @@ def attach_teacher_topk(
                                                                     "topk_indices", "lse")}}
         for i, f in enumerate(features)
     ]
+
+
+@torch.no_grad()
+def sequence_log_probs(
+    model: nn.Module, features: Sequence[dict[str, list[int]]], *, batch_size: int = 128
+) -> torch.Tensor:
+    """``log p(y | x)`` of each example's whole target under teacher forcing: the sum over its
+    real positions of ``log softmax(z_t)[y_t]`` (end-of-sequence included). Comparing two
+    targets of one source (a word's two pronunciations) shows how a model splits its
+    probability between them. Returns ``(N,)`` float32."""
+    logits, labels = teacher_forced_logits(model, features, batch_size=batch_size)  # (N, L, V)
+    log_p = torch.log_softmax(logits, dim=-1)
+    picked = log_p.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (N, L)
+    return (picked * (labels != -100)).sum(-1)
 
 
 def step_distributions(

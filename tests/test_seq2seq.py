@@ -301,6 +301,17 @@ def test_validation_during_training_records_a_curve_and_changes_nothing(features
     assert _states_equal(plain, watched)
 
 
+def test_sequence_log_probs_are_the_product_of_the_step_probabilities(splits, tokenizer):
+    model = _t5(tokenizer, 3).eval()
+    pairs = splits.test[:3] + [(splits.test[0][0], splits.test[1][1])]  # one source, two targets
+    got = kdkit.seq2seq.sequence_log_probs(model, encode_pairs(tokenizer, pairs, 24, 12))
+    for (source, target), value in zip(pairs, got.tolist(), strict=True):
+        probs, _ = kdkit.seq2seq.step_distributions(model, tokenizer, source, target)
+        ids = tokenizer(target).input_ids  # the target's tokens, end-of-sequence included
+        expected = sum(math.log(probs[t, i]) for t, i in enumerate(ids))
+        assert value == pytest.approx(expected, rel=1e-5)
+
+
 # --------------------------------------------------------------------------- generation
 
 
