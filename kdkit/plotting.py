@@ -1028,7 +1028,7 @@ def _draw_decoder(
         x0 + width / 2,
         4.95,
         "one distribution over the vocabulary per step: p(y_t | y_<t, x)\n"
-        "token-level KD: KL(p_teacher ‖ p_student) at every step",
+        "word-level KD: KL(p_teacher ‖ p_student) at every step",
         ha="center",
         fontsize=9,
     )
@@ -1046,7 +1046,7 @@ def plot_encoder_decoder(
 
     The encoder reads every source token at once; the decoder reads ``<pad>`` (T5's start
     token) followed by the target shifted right, and at each step ``t`` outputs a distribution
-    over the vocabulary for target token ``t``: the place where token-level KD compares
+    over the vocabulary for target token ``t``: the place where word-level KD compares
     teacher and student. ``step_probs`` (one per target token, optional) are drawn as the
     height of each step's probability bar (e.g. a model's probability of the right token).
     """

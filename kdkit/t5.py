@@ -1,6 +1,6 @@
 """T5 teachers and students (notebook 06): built offline from a size, loaded from a Hub name
 or a local directory, saved, a student made from every other teacher block, the vocabulary
-checks that token-level KD needs, and a parameter breakdown by part."""
+checks that word-level KD needs, and a parameter breakdown by part."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def check_t5_vocab(
 ) -> int:
     """Check that teacher, student and tokenizer can be distilled together; return ``V``.
 
-    Token-level KD compares the two models' distributions over the same token ids, so both
+    Word-level KD compares the two models' distributions over the same token ids, so both
     must produce ``V`` logits per position, and every tokenizer id must be below ``V``. A
     padded embedding is fine: T5's tokenizer has 32100 entries, its logits 32128.
     """
@@ -219,7 +219,7 @@ def check_t5_vocab(
     if v_t != v_s:
         raise ValueError(
             f"teacher and student vocabularies differ: the teacher has {v_t} logits per "
-            f"position, the student {v_s}. Token-level KD needs the same token ids on both "
+            f"position, the student {v_s}. Word-level KD needs the same token ids on both "
             f"sides: use models that share a tokenizer (t5-small and t5-base both have 32128), "
             f"build the student from the teacher (t5_student_from_teacher) or with "
             f"build_t5(vocab_size={v_t}, ...), or resize it: "

@@ -1,4 +1,4 @@
-"""T5 distillation (kdkit.seq2seq): the token-level KD loss against a hand computation,
+"""T5 distillation (kdkit.seq2seq): the word-level KD loss against a hand computation,
 gradient accumulation by token count, atomic checkpoints, exact resume, generation, metrics,
 and the `smoke` preset end to end through the command line."""
 

@@ -25,8 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "notebooks" / "assets" / "g2p_teacher"
 # the smoke form: the same path at a size that runs in seconds
-SMOKE = ["--preset", "smoke", "--dataset", "cmudict", "--num-train", "64", "--num-test", "16",
-         "--teacher-steps", "4"]
+SMOKE = ["--num-train", "64", "--num-test", "16", "--num-labelled", "all", "--teacher-steps", "4",
+         "--batch-size", "16"]
 
 
 def make_teacher(dest: Path, extra: list[str]) -> dict:
