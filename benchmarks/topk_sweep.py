@@ -22,7 +22,6 @@ from kdkit.config import get_preset
 from kdkit.pipeline import distill_t5_jobs
 from kdkit.stats import paired_difference_ci
 
-
 KD = "student_seq_word_kd"  # the KD arm whose teacher the cache replaces
 
 
