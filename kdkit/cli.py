@@ -4,7 +4,8 @@
                      [--student NAME_OR_DIR] [--dataset NAME] [--arms ce,word_kd,...] [--resume]
 
 writes ``DIR/metrics.json`` (one object per model: ``teacher`` and ``student_<arm>`` for each
-arm — ``ce``, ``word_kd``, ``seq_kd``, ``seq_word_kd``, as Kim & Rush 2016 name them), the
+arm — ``ce``, ``word_kd``, ``seq_kd``, ``seq_word_kd``, as Kim & Rush 2016 name them, and
+``on_policy``, GKD), the
 trained models (``DIR/<name>/``, loadable with ``kdkit.t5.load_t5``), checkpoints and training
 curves.
 
@@ -44,6 +45,36 @@ def _arms(value: str) -> tuple[str, ...]:
     return arms
 
 
+def _add_arm_flags(t5: argparse.ArgumentParser) -> None:
+    """The flags that choose the arms and how their KD term is computed."""
+    t5.add_argument(
+        "--arms", type=_arms, metavar="ARM,...",
+        help=f"the students to train (default: all of {','.join(ARMS)}; 'none': the teacher alone)",
+    )
+    t5.add_argument(
+        "--teacher-topk", type=int, metavar="K",
+        help="train the KD student from a cache of the teacher's K largest logits per token "
+             "(the hidden-state term is then off)",
+    )
+    t5.add_argument("--on-policy-fraction", type=float, metavar="LAMBDA",
+                    help="on_policy arm: the share of steps the student samples its targets on")
+    t5.add_argument("--beta", type=float,
+                    help="on_policy arm: JSD(beta), 0 forward KL, 1 reverse KL (default 0.5)")
+    t5.add_argument("--sample-temperature", type=float,
+                    help="on_policy arm: the student's sampling temperature (default 1)")
+    t5.add_argument("--topk-tail", choices=("renormalise", "uniform"),
+                    help="the cache's cut-off tail (default: renormalise)")
+    t5.add_argument(
+        "--chunked-loss", action="store_true",
+        help="KD loss from the decoder's hidden states in chunks (less memory at large V)",
+    )
+    t5.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile every training step's forward and loss (pays off on a GPU; the first "
+             "steps of each batch shape compile)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kdkit`` argument parser (one sub-command per experiment)."""
     parser = argparse.ArgumentParser(prog="kdkit", description=__doc__.splitlines()[0])
@@ -56,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Prepare a T5 teacher (train it, fine-tune it or load it), train one student per arm "
             "from the same initialisation with the same budget (student_ce: CE on the "
             "references; student_word_kd: word-level KD along the references; student_seq_kd: "
-            "CE on the teacher's outputs; student_seq_word_kd: both; Kim & Rush 2016), score "
-            "them on the test split and write OUT/metrics.json."
+            "CE on the teacher's outputs; student_seq_word_kd: both; Kim & Rush 2016; "
+            "student_on_policy: GKD, the student's own samples graded by the teacher; Agarwal "
+            "et al. 2024), score them on the test split and write OUT/metrics.json."
         ),
     )
     t5.add_argument("--preset", choices=PRESETS, required=True,
@@ -94,26 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     t5.add_argument(
         "--threads", type=int, help="torch CPU threads (default on a CPU: 1, fastest here)"
     )
-    t5.add_argument(
-        "--arms", type=_arms, metavar="ARM,...",
-        help=f"the students to train (default: all of {','.join(ARMS)}; 'none': the teacher alone)",
-    )
-    t5.add_argument(
-        "--teacher-topk", type=int, metavar="K",
-        help="train the KD student from a cache of the teacher's K largest logits per token "
-             "(the hidden-state term is then off)",
-    )
-    t5.add_argument("--topk-tail", choices=("renormalise", "uniform"),
-                    help="the cache's cut-off tail (default: renormalise)")
-    t5.add_argument(
-        "--chunked-loss", action="store_true",
-        help="KD loss from the decoder's hidden states in chunks (less memory at large V)",
-    )
-    t5.add_argument(
-        "--compile", action="store_true",
-        help="torch.compile every training step's forward and loss (pays off on a GPU; the first "
-             "steps of each batch shape compile)",
-    )
+    _add_arm_flags(t5)
     t5.add_argument(
         "--resume", action="store_true", help="reuse finished models in OUT, continue checkpoints"
     )
@@ -173,6 +186,10 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
     changes.update(_training_changes(args, config))
     if args.arms is not None:
         changes["arms"] = args.arms
+    for flag, field in (("on_policy_fraction", "on_policy_fraction"), ("beta", "on_policy_beta"),
+                        ("sample_temperature", "sample_temperature")):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
     for who in ("teacher", "student"):
         if getattr(args, f"{who}_size") is not None:
             changes[f"{who}_size"] = T5_SIZES[getattr(args, f"{who}_size")]

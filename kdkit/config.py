@@ -52,6 +52,9 @@ ARMS = (
     # alpha-mix of CE and T²·KL to the teacher's per-step distributions
     "seq_kd",  # sequence-level KD: CE on the teacher's (beam) outputs for all inputs
     "seq_word_kd",  # both: the teacher's outputs as targets and its distributions along them
+    "on_policy",  # GKD (Agarwal et al. 2024): on a fraction of the steps the student samples
+    # its own targets and the teacher grades them with JSD(beta); otherwise JSD(beta) along the
+    # teacher's outputs for all inputs
 )
 FEED_FORWARD = ("relu", "gated-gelu")
 
@@ -188,6 +191,9 @@ class T5DistillConfig:
     teacher_topk_tail: str = "renormalise"  # the cut-off tail: "renormalise" or "uniform"
     arms: tuple[str, ...] = ARMS  # the students to train (ARMS); () trains the teacher alone
     seqkd_num_beams: int = 1  # beam size of the teacher's outputs on training inputs; 1 = greedy
+    on_policy_fraction: float = 0.5  # on_policy arm: the share of steps the student samples on
+    on_policy_beta: float = 0.5  # on_policy arm: JSD(beta); 0 forward KL, 1 reverse KL
+    sample_temperature: float = 1.0  # on_policy arm: the student's sampling temperature
     # --- evaluation
     metric: str = "exact_match"  # the score reported per model (METRICS), e.g. word_accuracy
     also_metrics: tuple[str, ...] = ()  # more METRICS in metrics.json's "scores"
@@ -228,6 +234,14 @@ class T5DistillConfig:
             raise ValueError("student_train.max_steps must be > 0: the students are trained.")
         check_temperature(self.T)
         check_unit_interval("alpha", self.alpha)
+        check_unit_interval("on_policy_fraction", self.on_policy_fraction)
+        check_unit_interval("on_policy_beta", self.on_policy_beta)
+        if not (isinstance(self.sample_temperature, (int, float)) and self.sample_temperature > 0
+                and math.isfinite(self.sample_temperature)):
+            raise ValueError(
+                f"sample_temperature must be a finite number > 0 (1 samples from the student's "
+                f"own distribution), got {self.sample_temperature!r}."
+            )
         if not isinstance(self.hidden_weight, (int, float)) or not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be a number >= 0, got {self.hidden_weight!r}.")
         if self.teacher_topk is not None:

@@ -31,6 +31,7 @@ from kdkit.data.text_tasks import build_word_tokenizer, make_text_tasks, task_vo
 from kdkit.features import identity_projection
 from kdkit.jobs import run_jobs
 from kdkit.metrics import compute_metric
+from kdkit.on_policy import OnPolicy
 from kdkit.seed import set_seed
 from kdkit.seq2seq import (
     Seq2SeqObjective,
@@ -275,7 +276,7 @@ def _teacher_labels(
     """Each training input with the teacher's output as its target (Kim & Rush 2016), cached
     in ``out/teacher_outputs_train.json``; empty when no arm needs them."""
     config = run.config
-    if not {"seq_kd", "seq_word_kd"} & set(config.arms):
+    if not {"seq_kd", "seq_word_kd", "on_policy"} & set(config.arms):
         return []
     cache = run.out / "teacher_outputs_train.json"
     if run.resume and cache.exists():
@@ -291,6 +292,16 @@ def _teacher_labels(
     return outputs
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One student arm: its model name, objective, training features and on-policy steps."""
+
+    name: str
+    objective: Seq2SeqObjective
+    features: Features
+    on_policy: OnPolicy | None = None
+
+
 def _student_arms(
     run: _Run,
     teacher: nn.Module,
@@ -298,7 +309,7 @@ def _student_arms(
     tokenizer: PreTrainedTokenizerBase,
     train: list[TextPair],
     outputs: list[TextPair],
-) -> list[tuple[str, Seq2SeqObjective, Features]]:
+) -> list[Arm]:
     """Each arm of ``config.arms`` (:data:`kdkit.config.ARMS`, Kim & Rush 2016): its model
     name, objective and training features. References exist for the first ``num_labelled``
     training pairs only: ``ce`` and ``word_kd`` train on those; ``seq_kd`` and ``seq_word_kd``
@@ -306,14 +317,19 @@ def _student_arms(
     config = run.config
     n_labelled = len(train) if config.num_labelled is None else config.num_labelled
     pairs = {"ce": train[:n_labelled], "word_kd": train[:n_labelled], "seq_kd": outputs,
-             "seq_word_kd": outputs}
+             "seq_word_kd": outputs, "on_policy": outputs}
     arms = []
     for arm in config.arms:
         name, features = f"student_{arm}", run.encode(tokenizer, pairs[arm])
-        objective = Seq2SeqObjective()  # CE on the features' targets
+        objective, on_policy = Seq2SeqObjective(), None  # CE on the features' targets
         if arm in ("word_kd", "seq_word_kd"):  # and the teacher's per-step distributions
             objective, features = _word_kd(run, teacher, student_init, name, features)
-        arms.append((name, objective, features))
+        if arm == "on_policy":  # JSD(beta) only, on the student's samples or the teacher's
+            objective = Seq2SeqObjective(teacher=teacher, T=config.T, alpha=1.0,
+                                         beta=config.on_policy_beta)
+            on_policy = OnPolicy(config.on_policy_fraction, config.sample_temperature,
+                                 config.max_new_tokens)
+        arms.append(Arm(name, objective, features, on_policy))
     return arms
 
 
@@ -360,14 +376,10 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str)
 
 
 def _train_student(
-    run: _Run,
-    name: str,
-    objective: Seq2SeqObjective,
-    features: Features,
-    student_init: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
+    run: _Run, arm: Arm, student_init: nn.Module, tokenizer: PreTrainedTokenizerBase
 ) -> nn.Module:
     """One student arm trained from a copy of ``student_init``, saved to ``out/<name>``."""
+    name = arm.name
     directory = run.out / name
     if run.finished(name):
         student, _ = load_t5(directory, with_tokenizer=False)
@@ -376,9 +388,10 @@ def _train_student(
     student = copy.deepcopy(student_init)
     tick = time.perf_counter()
     history = train_seq2seq(
-        student, features, run.seeds.student_train, objective=objective,
+        student, arm.features, run.seeds.student_train, objective=arm.objective,
         checkpoint_dir=run.out / "checkpoints" / name, resume=run.resume,
-        validate=run.validator(tokenizer), progress=run.progress, desc=name,
+        validate=run.validator(tokenizer), on_policy=arm.on_policy, progress=run.progress,
+        desc=name,
     )
     seconds = time.perf_counter() - tick
     save_t5(student, tokenizer, directory)
@@ -446,10 +459,8 @@ def distill_t5(
     student_init = _student_init(run, teacher, tokenizer)
     outputs = _teacher_labels(run, teacher, tokenizer, splits.train)
     models = {"teacher": teacher}
-    for name, objective, features in _student_arms(
-        run, teacher, student_init, tokenizer, splits.train, outputs
-    ):
-        models[name] = _train_student(run, name, objective, features, student_init, tokenizer)
+    for arm in _student_arms(run, teacher, student_init, tokenizer, splits.train, outputs):
+        models[arm.name] = _train_student(run, arm, student_init, tokenizer)
     return _evaluate(run, models, tokenizer, splits.test)
 
 

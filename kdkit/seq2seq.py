@@ -45,6 +45,7 @@ from kdkit.losses import (
     check_temperature,
     check_unit_interval,
     chunked_distillation_loss,
+    generalized_jsd_loss,
     hard_cross_entropy,
     kd_kl_loss,
     mask_from_labels,
@@ -53,6 +54,7 @@ from kdkit.losses import (
 )
 from kdkit.metrics import agreement, compute_metric
 from kdkit.models import count_parameters
+from kdkit.on_policy import OnPolicy
 from kdkit.schedules import warmup_decay_scheduler
 
 if TYPE_CHECKING:
@@ -101,6 +103,7 @@ class Seq2SeqObjective:
     chunked: bool = False  # the KD loss from hidden states in chunks: never the full logits
     cached: bool = False  # the teacher from the batch's top-k cache: the teacher is not run
     cache_tail: str = "renormalise"  # how kdkit.losses.sparse_kd_loss treats the cut-off tail
+    beta: float | None = None  # None: T²·KL(p_T ‖ p_S); a number: generalized JSD(β) (GKD)
 
     def __post_init__(self) -> None:
         self.T = check_temperature(self.T)
@@ -110,6 +113,11 @@ class Seq2SeqObjective:
         if self.cache_tail not in ("renormalise", "uniform"):
             raise ValueError(f"cache_tail must be 'renormalise' or 'uniform', got "
                              f"{self.cache_tail!r}.")
+        if self.beta is not None:
+            self.beta = check_unit_interval("beta", self.beta)
+            if self.cached:
+                raise ValueError("beta (a JSD term) needs the live teacher: the top-k cache "
+                                 "gives KL only; set cached=False or beta=None.")
         if self.cached and (self.teacher is not None or self.hidden_weight > 0 or self.chunked):
             raise ValueError(
                 "cached=True reads the teacher from the batch's top-k cache: give no teacher, "
@@ -182,10 +190,16 @@ class Seq2SeqObjective:
         with torch.no_grad():
             ref = self.teacher(**inputs)
         mask = mask_from_labels(labels)  # (B, L_tgt)
-        parts["kd"] = kd_kl_loss(
-            student_logits, ref.logits.float(), T=self.T, mask=mask, reduction="sum"
-        )
+        parts["kd"] = self._divergence(student_logits, ref.logits.float(), mask)
         return parts, out.encoder_last_hidden_state, ref.encoder_last_hidden_state
+
+    def _divergence(self, student_logits, teacher_logits, mask):
+        """The KD term's sum over ``mask``: T²·KL, or the generalized JSD(β) when ``beta``."""
+        if self.beta is None:
+            return kd_kl_loss(student_logits, teacher_logits, T=self.T, mask=mask,
+                              reduction="sum")
+        return generalized_jsd_loss(student_logits, teacher_logits, beta=self.beta, T=self.T,
+                                    mask=mask, reduction="sum")
 
     def _chunked_parts(self, model, inputs, labels):
         """The same sums from the decoders' last hidden states, a chunk of positions at a
@@ -197,6 +211,7 @@ class Seq2SeqObjective:
             dec_s.float(), model.lm_head.weight, labels, teacher_hidden=dec_t.float(),
             teacher_weight=self.teacher.lm_head.weight, T=self.T, alpha=self.alpha,
             logit_scale=t5_logit_scale(model), teacher_logit_scale=t5_logit_scale(self.teacher),
+            divergence="kl" if self.beta is None else "jsd", beta=self.beta or 0.0,
             reduction="sum", return_parts=True,
         )
         return {"ce": ce, "kd": kd, "hidden": ce.new_zeros(()), "mixed": loss}, enc_s, enc_t
@@ -336,6 +351,22 @@ def _compiled(objective: Seq2SeqObjective) -> Callable:
     return torch.compile(objective.__call__)
 
 
+def _micro_batches(
+    model: nn.Module, features: Sequence[dict], stream: _BatchStream, collator: Callable,
+    config: TrainConfig, on_policy: OnPolicy | None, step: int,
+) -> list[dict[str, torch.Tensor]]:
+    """One optimiser step's micro-batches; on an on-policy step their labels are the model's
+    own samples (before the loop counts target tokens, so the normalisation stays exact)."""
+    micro = [
+        collator([features[i] for i in stream.next()]) for _ in range(config.grad_accum_steps)
+    ]
+    if on_policy is not None and on_policy.samples_at(step):
+        micro = [on_policy.sample_batch(model, b) for b in micro]
+    if next(model.parameters()).device.type == "cuda":  # page-locked: copies overlap compute
+        micro = [{k: v.pin_memory() for k, v in b.items()} for b in micro]
+    return micro
+
+
 _STEP_KEYS = ("step", "loss", "ce", "kd", "hidden", "lr")  # the history's per-step entries
 
 
@@ -381,6 +412,7 @@ def train_seq2seq(
     resume: bool = False,
     stop_after: int | None = None,
     validate: Callable[[nn.Module], float] | None = None,
+    on_policy: OnPolicy | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, list[float]]:
@@ -400,7 +432,8 @@ def train_seq2seq(
     ``config.compile``: the objective runs under ``torch.compile``. History: per optimiser step
     ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``;
     every ``config.eval_every`` steps ``validate(model)`` (in ``eval()``) as ``"val_score"``
-    at ``"val_step"`` — a learning curve.
+    at ``"val_step"`` — a learning curve. ``on_policy``: on its steps the targets are the
+    model's own samples (:class:`kdkit.on_policy.OnPolicy`; GKD with ``objective.beta``).
     """
     objective = objective or Seq2SeqObjective()
     step_objective = _compiled(objective) if config.compile else objective
@@ -434,11 +467,7 @@ def train_seq2seq(
         disable=not progress,
     )
     for step in bar:
-        micro = [
-            collator([features[i] for i in stream.next()]) for _ in range(config.grad_accum_steps)
-        ]
-        if device.type == "cuda":  # page-locked: the copies to the GPU overlap with compute
-            micro = [{k: v.pin_memory() for k, v in b.items()} for b in micro]
+        micro = _micro_batches(model, features, stream, collator, config, on_policy, step)
         sums = _optimizer_step(model, micro, step_objective, params, opt, sched, config)
         done = step + 1
         _record(history, done, sums, model, validate, config.eval_every)

@@ -394,6 +394,8 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
         assert len(h["loss"]) == 6 and max(h["kd"]) > 0 and max(h["hidden"]) > 0
     for arm in ("ce", "seq_kd"):  # cross-entropy alone
         assert max(history[f"student_{arm}"]["kd"]) == 0
+    assert max(history["student_on_policy"]["kd"]) > 0  # JSD on samples and teacher outputs
+    assert max(history["student_on_policy"]["ce"]) > 0  # logged, though alpha = 1 leaves it out
     for arm in ARMS:  # learning curves: validation exact match every 3 steps
         h = history[f"student_{arm}"]
         assert h["val_step"] == [3, 6] and all(0 <= v <= 100 for v in h["val_score"])
@@ -475,6 +477,21 @@ def test_command_line_compile_flag_reaches_every_training_run():
     plain_args = build_parser().parse_args(["distill-t5", "--preset", "smoke", "--out", "x"])
     plain, _ = distill_t5_config(plain_args)
     assert not plain.teacher_train.compile and not plain.student_train.compile
+
+
+def test_command_line_on_policy_flags_reach_the_config(capsys):
+    from kdkit.cli import build_parser, distill_t5_config
+
+    args = build_parser().parse_args(
+        ["distill-t5", "--preset", "smoke", "--out", "x", "--arms", "on_policy", "--beta", "1",
+         "--on-policy-fraction", "0.25", "--sample-temperature", "0.7"]
+    )
+    config, _ = distill_t5_config(args)
+    assert config.arms == ("on_policy",) and config.on_policy_beta == 1.0
+    assert config.on_policy_fraction == 0.25 and config.sample_temperature == 0.7
+    with pytest.raises(SystemExit) as info:
+        main(["distill-t5", "--preset", "smoke", "--out", "x", "--beta", "2"])
+    assert info.value.code == 2 and "on_policy_beta" in capsys.readouterr().err
 
 
 def test_command_line_rejects_unknown_presets(capsys):
