@@ -150,11 +150,15 @@ def _call_by_name(name: str, *args):
 
 
 DISTILL_PARENT = """
-    import dataclasses, sys
+    import dataclasses, signal, sys
     from kdkit.config import get_preset
     from kdkit.pipeline import distill_t5_jobs
 
     if __name__ == "__main__":
+        # Python's own Ctrl-C handler, as in a terminal or a Jupyter kernel, even when this test
+        # runs in a background job (a shell starts those with SIGINT ignored, and an ignored
+        # signal stays ignored across exec)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         smoke = get_preset("smoke")
         # thousands of teacher steps: minutes of work, far longer than the test waits
         long = dataclasses.replace(
