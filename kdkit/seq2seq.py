@@ -92,7 +92,10 @@ class Seq2SeqObjective:
     Called as ``objective(model, batch)``, it returns *sums*: ``"target"`` over real target
     tokens and ``"source"`` over real source tokens (the hidden-state term), so the loop can
     divide by the token counts of a whole accumulated step; and the unweighted parts
-    ``"ce"``, ``"kd"``, ``"hidden"`` (also sums) for the history.
+    ``"ce"``, ``"kd"``, ``"hidden"`` (also sums) for the history. With ``beta``, the KD term
+    is :func:`kdkit.losses.generalized_jsd_loss` (β = 0 forward KL, 1 reverse KL, no T²):
+    GKD's divergence, which :class:`kdkit.on_policy.OnPolicy` steps apply to the student's own
+    samples.
     """
 
     teacher: nn.Module | None = None
