@@ -53,8 +53,8 @@ def _add_arm_flags(t5: argparse.ArgumentParser) -> None:
     )
     t5.add_argument(
         "--teacher-topk", type=int, metavar="K",
-        help="train the KD student from a cache of the teacher's K largest logits per token "
-             "(the hidden-state term is then off)",
+        help="train the word-level KD arms (word_kd, seq_word_kd) from a cache of the "
+             "teacher's K largest logits per token (the hidden-state term is then off)",
     )
     t5.add_argument("--on-policy-fraction", type=float, metavar="LAMBDA",
                     help="on_policy arm: the share of steps the student samples its targets on")
