@@ -236,12 +236,7 @@ class T5DistillConfig:
         check_unit_interval("alpha", self.alpha)
         check_unit_interval("on_policy_fraction", self.on_policy_fraction)
         check_unit_interval("on_policy_beta", self.on_policy_beta)
-        if not (isinstance(self.sample_temperature, (int, float)) and self.sample_temperature > 0
-                and math.isfinite(self.sample_temperature)):
-            raise ValueError(
-                f"sample_temperature must be a finite number > 0 (1 samples from the student's "
-                f"own distribution), got {self.sample_temperature!r}."
-            )
+        check_temperature(self.sample_temperature, "sample_temperature")
         if not isinstance(self.hidden_weight, (int, float)) or not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be a number >= 0, got {self.hidden_weight!r}.")
         if self.teacher_topk is not None:

@@ -39,7 +39,7 @@ def sample_targets(
     end-of-sequence kept and every position after it ``-100`` (a sample that never ends keeps
     all ``max_new_tokens``). The model is put in ``eval()`` to sample (no dropout) and back.
     Draws from torch's global generator, which training checkpoints save."""
-    temperature = check_temperature(temperature)
+    temperature = check_temperature(temperature, "temperature")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -71,7 +71,8 @@ class OnPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fraction", check_unit_interval("fraction", self.fraction))
-        object.__setattr__(self, "temperature", check_temperature(self.temperature))
+        object.__setattr__(self, "temperature",
+                           check_temperature(self.temperature, "temperature"))
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}.")
 
