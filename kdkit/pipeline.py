@@ -312,15 +312,19 @@ def _student_arms(
 ) -> list[Arm]:
     """Each arm of ``config.arms`` (:data:`kdkit.config.ARMS`, Kim & Rush 2016): its model
     name, objective and training features. References exist for the first ``num_labelled``
-    training pairs only: ``ce`` and ``word_kd`` train on those; ``seq_kd`` and ``seq_word_kd``
+    training pairs only: ``ce`` and ``word_kd`` train on those; ``seq_kd``, ``seq_word_kd``
+    and ``on_policy`` (GKD: JSD(β), on a share of the steps along the student's own samples)
     on the teacher's outputs for every training input."""
     config = run.config
     n_labelled = len(train) if config.num_labelled is None else config.num_labelled
-    pairs = {"ce": train[:n_labelled], "word_kd": train[:n_labelled], "seq_kd": outputs,
-             "seq_word_kd": outputs, "on_policy": outputs}
+    sources = {"ce": "labelled", "word_kd": "labelled", "seq_kd": "outputs",
+               "seq_word_kd": "outputs", "on_policy": "outputs"}  # each arm's targets
+    needed = {sources[arm] for arm in config.arms}  # each encoded once, shared by its arms
+    encoded = {key: run.encode(tokenizer, train[:n_labelled] if key == "labelled" else outputs)
+               for key in needed}
     arms = []
     for arm in config.arms:
-        name, features = f"student_{arm}", run.encode(tokenizer, pairs[arm])
+        name, features = f"student_{arm}", encoded[sources[arm]]
         objective, on_policy = Seq2SeqObjective(), None  # CE on the features' targets
         if arm in ("word_kd", "seq_word_kd"):  # and the teacher's per-step distributions
             objective, features = _word_kd(run, teacher, student_init, name, features)
