@@ -56,8 +56,16 @@ def _add_arm_flags(t5: argparse.ArgumentParser) -> None:
         help="train the word-level KD arms (word_kd, seq_word_kd) from a cache of the "
              "teacher's K largest logits per token (the hidden-state term is then off)",
     )
+    t5.add_argument(
+        "--teacher-outputs", metavar="JSON",
+        help="reuse the teacher's outputs on the training inputs from an earlier run's "
+             "teacher_outputs_train.json (same teacher and data) instead of generating them",
+    )
     t5.add_argument("--on-policy-fraction", type=float, metavar="LAMBDA",
                     help="on_policy arm: the share of steps the student samples its targets on")
+    t5.add_argument("--on-policy-start", type=int, metavar="STEPS",
+                    help="on_policy arm: train the first STEPS steps as sequence-level KD (CE on "
+                         "the teacher's outputs), a warm start, then on-policy (default 0)")
     t5.add_argument("--beta", type=float,
                     help="on_policy arm: JSD(beta), 0 forward KL, 1 reverse KL (default 0.5)")
     t5.add_argument("--sample-temperature", type=float,
@@ -187,7 +195,9 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
     if args.arms is not None:
         changes["arms"] = args.arms
     for flag, field in (("on_policy_fraction", "on_policy_fraction"), ("beta", "on_policy_beta"),
-                        ("sample_temperature", "sample_temperature")):
+                        ("sample_temperature", "sample_temperature"),
+                        ("teacher_outputs", "teacher_outputs"),
+                        ("on_policy_start", "on_policy_start")):
         if getattr(args, flag) is not None:
             changes[field] = getattr(args, flag)
     for who in ("teacher", "student"):

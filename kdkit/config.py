@@ -191,8 +191,13 @@ class T5DistillConfig:
     teacher_topk_tail: str = "renormalise"  # the cut-off tail: "renormalise" or "uniform"
     arms: tuple[str, ...] = ARMS  # the students to train (ARMS); () trains the teacher alone
     seqkd_num_beams: int = 1  # beam size of the teacher's outputs on training inputs; 1 = greedy
+    teacher_outputs: str | None = None  # a teacher_outputs_train.json of an earlier run with the
+    # same teacher and training inputs, reused instead of generating (seeds and variants share
+    # one generation pass); None = generate them
     on_policy_fraction: float = 0.5  # on_policy arm: the share of steps the student samples on
     on_policy_beta: float = 0.5  # on_policy arm: JSD(beta); 0 forward KL, 1 reverse KL
+    on_policy_start: int = 0  # on_policy arm: the steps before it are a supervised warm start,
+    # cross-entropy on the teacher's outputs (sequence-level KD); 0 = on-policy from the start
     sample_temperature: float = 1.0  # on_policy arm: the student's sampling temperature
     # --- evaluation
     metric: str = "exact_match"  # the score reported per model (METRICS), e.g. word_accuracy
@@ -236,6 +241,13 @@ class T5DistillConfig:
         check_unit_interval("alpha", self.alpha)
         check_unit_interval("on_policy_fraction", self.on_policy_fraction)
         check_unit_interval("on_policy_beta", self.on_policy_beta)
+        _positive_int(self, "on_policy_start", allow_zero=True)
+        if "on_policy" in self.arms and self.on_policy_start >= self.student_train.max_steps:
+            raise ValueError(
+                f"on_policy_start ({self.on_policy_start}) must be below "
+                f"student_train.max_steps ({self.student_train.max_steps}): the on_policy arm "
+                f"would never sample."
+            )
         check_temperature(self.sample_temperature, "sample_temperature")
         if not isinstance(self.hidden_weight, (int, float)) or not self.hidden_weight >= 0:
             raise ValueError(f"hidden_weight must be a number >= 0, got {self.hidden_weight!r}.")

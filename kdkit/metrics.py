@@ -29,6 +29,7 @@ __all__ = [
     "word_accuracy",
     "phoneme_error_rate",
     "edit_distance",
+    "output_kinds",
     "rouge_scores",
     "bleu_score",
     "compute_metric",
@@ -218,6 +219,27 @@ def phoneme_error_rate(predictions: Sequence[str], references: Sequence[str]) ->
         e, n = min((edit_distance(p.split(), a), len(a)) for a in options)
         edits, length = edits + e, length + n
     return 100.0 * edits / max(length, 1)
+
+
+def output_kinds(predictions: Sequence[str], references: Sequence[str]) -> list[str]:
+    """What each output is relative to its reference's listed alternatives (``" | "``):
+    ``"listed"`` (equals one of them), ``"blend"`` (equals none but lies on a shortest edit
+    path between two of them, ``d(a, o) + d(o, b) = d(a, b)``: a mix of the two, e.g. one's
+    start with the other's end) or ``"other"``. A reference with one alternative has no
+    blends. Tokens split on whitespace."""
+    _check_lengths(predictions, references)
+    kinds = []
+    for p, r in zip(predictions, references, strict=True):
+        options, out = [a.split() for a in r.split(ALTERNATIVES)], p.split()
+        if out in options:
+            kinds.append("listed")
+            continue
+        between = any(
+            edit_distance(a, out) + edit_distance(out, b) == edit_distance(a, b)
+            for i, a in enumerate(options) for b in options[i + 1:]
+        )
+        kinds.append("blend" if between else "other")
+    return kinds
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -15,14 +15,15 @@ bias*); on-policy steps train on the prefixes the student actually produces.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from kdkit.losses import check_temperature, check_unit_interval
+from kdkit.losses import check_temperature, check_unit_interval, kd_kl_loss
 
-__all__ = ["OnPolicy", "sample_targets"]
+__all__ = ["OnPolicy", "divergence_by_position", "sample_targets"]
 
 
 @torch.no_grad()
@@ -62,12 +63,17 @@ class OnPolicy:
     ``fraction`` (λ): the share of optimiser steps that are on-policy, spread evenly (step
     ``s`` samples when ``⌊(s + 1)·λ⌋ > ⌊s·λ⌋``: λ = 0.5 is every other step, 1 is every step;
     no randomness in the choice). ``temperature``: the sampling temperature.
-    ``max_new_tokens``: the longest sample.
+    ``max_new_tokens``: the longest sample. ``start``: the steps before it are a supervised
+    warm start (GKD starts from a fine-tuned student): none samples, and they minimise
+    ``warmup`` (an objective called like the training one, e.g. ``Seq2SeqObjective()`` for
+    cross-entropy) instead of the training objective; λ counts from ``start`` on.
     """
 
     fraction: float = 0.5
     temperature: float = 1.0
     max_new_tokens: int = 32
+    start: int = 0
+    warmup: Callable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fraction", check_unit_interval("fraction", self.fraction))
@@ -75,10 +81,24 @@ class OnPolicy:
                            check_temperature(self.temperature, "temperature"))
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}.")
+        if not isinstance(self.start, int) or self.start < 0:
+            raise ValueError(f"start must be an int >= 0, got {self.start!r}.")
+        if self.start > 0 and self.warmup is None:
+            raise ValueError(
+                "start > 0 needs warmup, the objective of the warm-start steps (e.g. "
+                "kdkit.seq2seq.Seq2SeqObjective() for cross-entropy on the fixed targets)."
+            )
 
     def samples_at(self, step: int) -> bool:
         """Whether optimiser step ``step`` (0-based) trains on the student's own samples."""
-        return math.floor((step + 1) * self.fraction) > math.floor(step * self.fraction)
+        if step < self.start:
+            return False
+        s = step - self.start
+        return math.floor((s + 1) * self.fraction) > math.floor(s * self.fraction)
+
+    def warming_up(self, step: int) -> bool:
+        """Whether optimiser step ``step`` is one of the warm start's (it minimises ``warmup``)."""
+        return step < self.start
 
     def sample_batch(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict:
         """``batch`` with its labels replaced by the student's samples for its inputs."""
@@ -87,3 +107,35 @@ class OnPolicy:
             max_new_tokens=self.max_new_tokens,
         )
         return {**batch, "labels": labels}
+
+
+def divergence_by_position(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """How far a student's next-token distribution is from the teacher's at each target
+    position, both read teacher-forced along the same targets (the logits of
+    :func:`kdkit.seq2seq.teacher_forced_logits` for both models, ``(N, L, V)``; ``labels``
+    ``(N, L)``, -100 on padding). Along references this is what supervised training sees;
+    along the student's own outputs, what it meets when it generates — the gap between the two
+    is exposure bias made visible.
+
+    Returns ``(L,)`` tensors: ``kl``, the mean ``KL(p_T ‖ p_S)`` (T = 1, nats) over the targets
+    that are real at that position; ``agreement``, the share (%) of those where both models'
+    most likely next token is the same; ``count``, how many targets are real there.
+    """
+    if student_logits.shape != teacher_logits.shape or student_logits.shape[:2] != labels.shape:
+        raise ValueError(
+            f"shapes differ: student {tuple(student_logits.shape)}, teacher "
+            f"{tuple(teacher_logits.shape)}, labels {tuple(labels.shape)}; compute both models' "
+            f"logits with teacher_forced_logits on the same features."
+        )
+    real = labels != -100  # (N, L)
+    kl = kd_kl_loss(student_logits, teacher_logits, T=1.0, reduction="none")  # (N, L)
+    same = student_logits.argmax(-1) == teacher_logits.argmax(-1)  # (N, L)
+    count = real.sum(0)  # (L,)
+    denom = count.clamp_min(1)
+    return {
+        "kl": (kl * real).sum(0) / denom,
+        "agreement": 100.0 * (same & real).sum(0) / denom,
+        "count": count,
+    }

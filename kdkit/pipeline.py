@@ -34,6 +34,7 @@ from kdkit.metrics import compute_metric
 from kdkit.on_policy import OnPolicy
 from kdkit.seed import set_seed
 from kdkit.seq2seq import (
+    CHECKPOINT_FILE,
     Seq2SeqObjective,
     attach_teacher_topk,
     evaluate_seq2seq,
@@ -61,6 +62,7 @@ __all__ = [
     "load_splits",
     "distill_t5",
     "distill_t5_jobs",
+    "reused_teacher_outputs",
 ]
 
 MODEL_NAMES = ("teacher", *(f"student_{arm}" for arm in ARMS))  # metrics.json's keys
@@ -278,6 +280,8 @@ def _teacher_labels(
     config = run.config
     if not {"seq_kd", "seq_word_kd", "on_policy"} & set(config.arms):
         return []
+    if config.teacher_outputs is not None:
+        return reused_teacher_outputs(config.teacher_outputs, train)
     cache = run.out / "teacher_outputs_train.json"
     if run.resume and cache.exists():
         return [tuple(pair) for pair in json.loads(cache.read_text())]
@@ -289,6 +293,31 @@ def _teacher_labels(
     write_json(outputs, cache)
     run.histories["teacher"]["outputs_seconds"] = time.perf_counter() - tick
     write_json(run.histories, run.out / "history.json")
+    return outputs
+
+
+def reused_teacher_outputs(path: str | Path, train: Sequence[TextPair]) -> list[TextPair]:
+    """The teacher's outputs that an earlier run wrote (its ``teacher_outputs_train.json``),
+    checked to cover exactly ``train``'s inputs in order. Whether the same teacher made them is
+    the caller's to know: the file records inputs and outputs only."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"teacher_outputs={str(path)!r} is not a file: give the teacher_outputs_train.json "
+            f"of an earlier run with the same teacher and data, or None to generate them."
+        )
+    outputs = [tuple(pair) for pair in json.loads(path.read_text())]
+    sources = [s for s, _ in outputs]
+    expected = [s for s, _ in train]
+    if sources != expected:
+        n = min(len(sources), len(expected))
+        first = next((i for i in range(n) if sources[i] != expected[i]), n)
+        raise ValueError(
+            f"{path} holds outputs for {len(sources):,} inputs that differ from this run's "
+            f"{len(expected):,} training inputs (first difference at input {first:,}): it was "
+            f"made with other data settings (dataset, num_train, seed of a synthetic task). "
+            f"Generate them again (teacher_outputs=None)."
+        )
     return outputs
 
 
@@ -313,8 +342,9 @@ def _student_arms(
     """Each arm of ``config.arms`` (:data:`kdkit.config.ARMS`, Kim & Rush 2016): its model
     name, objective and training features. References exist for the first ``num_labelled``
     training pairs only: ``ce`` and ``word_kd`` train on those; ``seq_kd``, ``seq_word_kd``
-    and ``on_policy`` (GKD: JSD(β), on a share of the steps along the student's own samples)
-    on the teacher's outputs for every training input."""
+    and ``on_policy`` (GKD: JSD(β), on a share of the steps along the student's own samples,
+    after ``on_policy_start`` steps of CE as a warm start) on the teacher's outputs for every
+    training input."""
     config = run.config
     n_labelled = len(train) if config.num_labelled is None else config.num_labelled
     sources = {"ce": "labelled", "word_kd": "labelled", "seq_kd": "outputs",
@@ -331,8 +361,10 @@ def _student_arms(
         if arm == "on_policy":  # JSD(beta) only, on the student's samples or the teacher's
             objective = Seq2SeqObjective(teacher=teacher, T=config.T, alpha=1.0,
                                          beta=config.on_policy_beta)
+            warm = config.on_policy_start  # the warm start: sequence-level KD's CE steps
             on_policy = OnPolicy(config.on_policy_fraction, config.sample_temperature,
-                                 config.max_new_tokens)
+                                 config.max_new_tokens, start=warm,
+                                 warmup=Seq2SeqObjective() if warm else None)
         arms.append(Arm(name, objective, features, on_policy))
     return arms
 
@@ -379,10 +411,32 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str)
     return cache
 
 
+def _shared_warm_start(run: _Run, arms: list[Arm]) -> dict[str, tuple[int, Path]]:
+    """When a run trains ``seq_kd`` before ``on_policy`` with ``on_policy_start`` S > 0, the
+    on-policy arm's first S steps are the sequence-level arm's (the same initialisation,
+    targets, batches, seeds and cross-entropy steps): the sequence-level arm writes its step-S
+    checkpoint where the on-policy arm resumes from, so the warm start is trained once and the
+    weights are exactly those of training it again. ``{arm name: (step, checkpoint path)}``."""
+    names = [arm.name for arm in arms]
+    start = run.config.on_policy_start
+    if start == 0 or not {"student_seq_kd", "student_on_policy"} <= set(names):
+        return {}
+    if names.index("student_seq_kd") > names.index("student_on_policy"):
+        return {}
+    path = run.out / "checkpoints" / "student_on_policy" / CHECKPOINT_FILE
+    return {"student_seq_kd": (start, path)}
+
+
 def _train_student(
-    run: _Run, arm: Arm, student_init: nn.Module, tokenizer: PreTrainedTokenizerBase
+    run: _Run,
+    arm: Arm,
+    student_init: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    snapshot: tuple[int, Path] | None = None,
+    forked: bool = False,
 ) -> nn.Module:
-    """One student arm trained from a copy of ``student_init``, saved to ``out/<name>``."""
+    """One student arm trained from a copy of ``student_init``, saved to ``out/<name>``;
+    ``snapshot`` and ``forked`` share a warm start (:func:`_shared_warm_start`)."""
     name = arm.name
     directory = run.out / name
     if run.finished(name):
@@ -391,11 +445,13 @@ def _train_student(
         return student.to(run.device)
     student = copy.deepcopy(student_init)
     tick = time.perf_counter()
+    if forked:
+        run.log(f"{name}: continuing from the shared warm start")
     history = train_seq2seq(
         student, arm.features, run.seeds.student_train, objective=arm.objective,
-        checkpoint_dir=run.out / "checkpoints" / name, resume=run.resume,
-        validate=run.validator(tokenizer), on_policy=arm.on_policy, progress=run.progress,
-        desc=name,
+        checkpoint_dir=run.out / "checkpoints" / name, resume=run.resume or forked,
+        validate=run.validator(tokenizer), on_policy=arm.on_policy, snapshot=snapshot,
+        progress=run.progress, desc=name,
     )
     seconds = time.perf_counter() - tick
     save_t5(student, tokenizer, directory)
@@ -463,8 +519,14 @@ def distill_t5(
     student_init = _student_init(run, teacher, tokenizer)
     outputs = _teacher_labels(run, teacher, tokenizer, splits.train)
     models = {"teacher": teacher}
-    for arm in _student_arms(run, teacher, student_init, tokenizer, splits.train, outputs):
-        models[arm.name] = _train_student(run, arm, student_init, tokenizer)
+    arms = _student_arms(run, teacher, student_init, tokenizer, splits.train, outputs)
+    shared = _shared_warm_start(run, arms)
+    for arm in arms:
+        snapshot = shared.get(arm.name)
+        if snapshot is not None and not run.resume:  # no stale one may stand in for this run's
+            snapshot[1].unlink(missing_ok=True)
+        forked = any(path.parent.name == arm.name and path.exists() for _, path in shared.values())
+        models[arm.name] = _train_student(run, arm, student_init, tokenizer, snapshot, forked)
     return _evaluate(run, models, tokenizer, splits.test)
 
 

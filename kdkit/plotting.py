@@ -1178,3 +1178,38 @@ def plot_learning_curves(
         ax.grid(alpha=0.3)
     ax_val.legend(fontsize=9)
     return fig
+
+
+def plot_divergence_by_position(
+    views: dict[str, dict[str, Sequence[dict]]],
+    *,
+    min_count: int = 100,
+) -> Figure:
+    """Exposure bias, seen by target position: each student's ``KL(p_T ‖ p_S)`` to the teacher
+    along the references (solid) and along its own greedy outputs (dashed).
+
+    ``views[student][view]`` holds one :func:`kdkit.on_policy.divergence_by_position` result
+    per seed for ``view`` in ``("references", "own outputs")``; the plot shows the mean over
+    seeds at each position that at least ``min_count`` targets reach in every seed.
+    """
+    if not views:
+        raise ValueError("views is empty: give {student: {'references': [...], "
+                         "'own outputs': [...]}}.")
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+    for k, (student, by_view) in enumerate(views.items()):
+        for view, style in (("references", "-"), ("own outputs", "--")):
+            runs = by_view.get(view)
+            if not runs:
+                raise ValueError(f"{student!r} has no {view!r} results.")
+            length = min(len(r["kl"]) for r in runs)
+            counts = np.array([_np(r["count"])[:length] for r in runs])  # (seeds, L)
+            keep = (counts >= min_count).all(axis=0)  # (L,)
+            kl = np.array([_np(r["kl"])[:length] for r in runs]).mean(axis=0)  # (L,)
+            positions = np.arange(1, length + 1)
+            ax.plot(positions[keep], kl[keep], style, color=f"C{k}", marker="o", ms=3,
+                    label=f"{student}, along {view}")
+    ax.set(xlabel="target position (1 = first phoneme)", ylabel="KL(teacher ‖ student), nats",
+           title="Per-step divergence to the teacher: on perfect prefixes vs on its own")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -416,6 +416,7 @@ def train_seq2seq(
     stop_after: int | None = None,
     validate: Callable[[nn.Module], float] | None = None,
     on_policy: OnPolicy | None = None,
+    snapshot: tuple[int, str | Path] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, list[float]]:
@@ -436,16 +437,26 @@ def train_seq2seq(
     ``"step"``, ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"`` (per token, unweighted), ``"lr"``;
     every ``config.eval_every`` steps ``validate(model)`` (in ``eval()``) as ``"val_score"``
     at ``"val_step"`` — a learning curve. ``on_policy``: on its steps the targets are the
-    model's own samples (:class:`kdkit.on_policy.OnPolicy`; GKD with ``objective.beta``).
+    model's own samples (:class:`kdkit.on_policy.OnPolicy`; GKD with ``objective.beta``);
+    before its ``start`` the loop minimises its ``warmup`` objective instead. ``snapshot``
+    ``(N, path)``: also write the checkpoint of step N to ``path``, for another run that shares
+    these first N steps to resume from (``checkpoint_dir=path.parent, resume=True``).
     """
     objective = objective or Seq2SeqObjective()
     step_objective = _compiled(objective) if config.compile else objective
+    warmup = on_policy.warmup if on_policy is not None and on_policy.start > 0 else None
+    if warmup is not None and config.compile:
+        warmup = _compiled(warmup)
     if len(features) == 0:
         raise ValueError("features is empty: there is nothing to train on.")
     device = next(model.parameters()).device
     collator = collator or Seq2SeqCollator(pad_token_id=model.config.pad_token_id)
-    if objective.teacher is not None:
-        objective.teacher.to(device).eval()
+    for obj in (objective, on_policy.warmup if on_policy is not None else None):
+        if getattr(obj, "teacher", None) is not None:
+            obj.teacher.to(device).eval()
+    if getattr(warmup, "projection", None) is not None:
+        raise ValueError("on_policy.warmup must not hold a projection: only the training "
+                         "objective's projection is trained; give the warm start none.")
     projection = objective.projection.to(device) if objective.projection is not None else None
     modules = {"model": model, "projection": projection}
     params = list(model.parameters()) + (list(projection.parameters()) if projection else [])
@@ -471,12 +482,15 @@ def train_seq2seq(
     )
     for step in bar:
         micro = _micro_batches(model, features, stream, collator, config, on_policy, step)
-        sums = _optimizer_step(model, micro, step_objective, params, opt, sched, config)
+        this = warmup if warmup is not None and on_policy.warming_up(step) else step_objective
+        sums = _optimizer_step(model, micro, this, params, opt, sched, config)
         done = step + 1
         _record(history, done, sums, model, validate, config.eval_every)
         bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
         if path is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
             _save(path, config, done, stream, modules, opt, sched, history)
+        if snapshot is not None and done == snapshot[0]:
+            _save(Path(snapshot[1]), config, done, stream, modules, opt, sched, history)
         if stop_after is not None and done >= stop_after:
             break
     bar.close()

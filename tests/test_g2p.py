@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from kdkit.config import ALTERNATIVES
 from kdkit.data.g2p import g2p_splits, g2p_vocabulary_texts, load_pronunciations, word_source
 from kdkit.data.text_tasks import build_word_tokenizer
-from kdkit.metrics import compute_metric, edit_distance, phoneme_error_rate, word_accuracy
+from kdkit.metrics import (
+    compute_metric,
+    edit_distance,
+    output_kinds,
+    phoneme_error_rate,
+    word_accuracy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +154,15 @@ def test_the_shipped_teacher_is_the_cpu_presets_and_small():
     provenance = json.loads((ASSET / "provenance.json").read_text())
     assert provenance["command"].startswith("kdkit distill-t5 --preset cpu")
     assert _size_mib(ASSET) < 5
+
+
+def test_output_kinds_tell_listed_outputs_from_blends_of_two_pronunciations():
+    record = "R EH1 K ER0 D | R IH0 K AO1 R D"  # the noun and the verb
+    outputs = ["R IH0 K AO1 R D",  # the verb: listed
+               "R EH1 K AO1 R D",  # the noun's first vowel, the verb's end: a blend
+               "R EH1 K ER0 T",  # a wrong last phoneme: no path between the two passes here
+               "R EH1 K ER0 D"]
+    assert output_kinds(outputs, [record] * 4) == ["listed", "blend", "other", "listed"]
+    assert output_kinds(["R EH1 D"], ["R IY1 D"]) == ["other"]  # one pronunciation: no blends
+    with pytest.raises(ValueError):
+        output_kinds(["a"], [])

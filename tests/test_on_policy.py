@@ -4,6 +4,8 @@ under gradient accumulation; an on-policy run resumes to the same weights; the J
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -98,6 +100,32 @@ def test_schedule_endpoints_and_bad_settings():
         OnPolicy(0.5, max_new_tokens=0)
     with pytest.raises(ValueError, match="live teacher"):
         Seq2SeqObjective(T=2.0, cached=True, beta=0.5)
+    warm = OnPolicy(0.5, start=3, warmup=Seq2SeqObjective())  # lambda counts from the start on
+    assert [warm.samples_at(s) for s in range(7)] == [False] * 4 + [True, False, True]
+    assert [warm.warming_up(s) for s in range(5)] == [True] * 3 + [False] * 2
+    with pytest.raises(ValueError, match="needs warmup"):
+        OnPolicy(0.5, start=3)
+    with pytest.raises(ValueError, match="start"):
+        OnPolicy(0.5, start=-1)
+
+
+def test_the_warm_start_is_the_supervised_run_until_it_ends(tokenizer, features, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kdkit.on_policy, "sample_targets",
+                        lambda *a, **k: calls.append(1) or _first_tokens(*a, **k))
+    teacher = _t5(tokenizer, 0, d_model=24, layers=2).eval()
+    config = TrainConfig(max_steps=5, batch_size=8, lr=1e-2, group_by_length=False)
+    gkd = Seq2SeqObjective(teacher=teacher, T=1.0, alpha=1.0, beta=1.0)
+    policy = OnPolicy(1.0, start=3, warmup=Seq2SeqObjective())  # 3 CE steps, then on-policy
+    runs = {}
+    for stop in (3, 5):
+        warm, plain = _t5(tokenizer, 1), _t5(tokenizer, 1)
+        train_seq2seq(warm, features, config, objective=gkd, on_policy=policy, stop_after=stop,
+                      progress=False)
+        train_seq2seq(plain, features, config, progress=False, stop_after=stop)  # CE throughout
+        runs[stop] = _equal(warm, plain)
+    assert runs == {3: True, 5: False}  # the same weights until the switch, then not
+    assert len(calls) == 2  # steps 3 and 4 sampled, the warm start's none
 
 
 def _first_tokens(model, input_ids, attention_mask, **_):
@@ -168,11 +196,14 @@ def test_jsd_endpoints_are_the_two_kls(tokenizer, features):
     torch.testing.assert_close(kd[1.0], reverse, rtol=1e-5, atol=1e-6)
 
 
-def test_an_interrupted_on_policy_run_resumes_to_the_same_weights(tmp_path, tokenizer, features):
+@pytest.mark.parametrize("warm_start", [0, 3], ids=["from-step-0", "after-a-warm-start"])
+def test_an_interrupted_on_policy_run_resumes_to_the_same_weights(tmp_path, tokenizer, features,
+                                                                  warm_start):
     teacher = _t5(tokenizer, 0, d_model=24, layers=2).eval()
     config = TrainConfig(max_steps=6, batch_size=8, lr=3e-3, checkpoint_every=2, seed=4)
     objective = Seq2SeqObjective(teacher=teacher, T=2.0, alpha=1.0, beta=0.5)
-    policy = OnPolicy(0.5, temperature=1.5, max_new_tokens=6)
+    policy = OnPolicy(0.5, temperature=1.5, max_new_tokens=6, start=warm_start,
+                      warmup=Seq2SeqObjective() if warm_start else None)
     full = _t5(tokenizer, 1)
     train_seq2seq(full, features, config, objective=objective, on_policy=policy,
                   checkpoint_dir=tmp_path / "full", progress=False)
@@ -184,3 +215,25 @@ def test_an_interrupted_on_policy_run_resumes_to_the_same_weights(tmp_path, toke
     train_seq2seq(resumed, features, config, objective=objective, on_policy=policy,
                   checkpoint_dir=tmp_path / "run", resume=True, progress=False)
     assert _equal(resumed, full)
+
+
+def test_divergence_by_position_averages_real_targets_only():
+    from kdkit.on_policy import divergence_by_position
+
+    teacher = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]],
+                                      [[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]]]))  # (2, 3, 2)
+    student = torch.log(torch.tensor([[[0.5, 0.5], [0.1, 0.9], [0.3, 0.7]],
+                                      [[0.25, 0.75], [0.9, 0.1], [0.1, 0.9]]]))
+    labels = torch.tensor([[1, 1, 1], [1, 1, -100]])  # the second target is one shorter
+
+    def kl(p, q):
+        return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
+
+    got = divergence_by_position(student, teacher, labels)
+    assert got["count"].tolist() == [2, 2, 1]
+    expected = [(0 + kl([.5, .5], [.25, .75])) / 2, (kl([.9, .1], [.1, .9]) + 0) / 2,
+                kl([.2, .8], [.3, .7])]  # the padded position of target 2 is left out
+    assert got["kl"].tolist() == pytest.approx(expected, rel=1e-5)
+    assert got["agreement"].tolist() == pytest.approx([50.0, 50.0, 100.0])  # 0.5/0.5 ties: argmax 0
+    with pytest.raises(ValueError, match="teacher_forced_logits"):
+        divergence_by_position(student, teacher[:, :2], labels)

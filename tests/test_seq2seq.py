@@ -427,6 +427,17 @@ def test_smoke_preset_end_to_end_through_the_command_line(tmp_path, capsys):
     assert not (out2 / "teacher_outputs_train.json").exists()  # no sequence-level arm
     assert metrics2["teacher"]["score"] == metrics["teacher"]["score"]
 
+    # --teacher-outputs: the first run's outputs reused, no generation; the same student
+    out3 = tmp_path / "reused"
+    argv = ["distill-t5", "--preset", "smoke", "--out", str(out3), "--quiet",
+            "--teacher", str(out / "teacher"), "--teacher-steps", "0", "--arms", "seq_kd",
+            "--teacher-outputs", str(out / "teacher_outputs_train.json")]
+    assert main(argv) == 0
+    metrics3 = json.loads((out3 / "metrics.json").read_text())
+    assert metrics3["student_seq_kd"]["score"] == metrics["student_seq_kd"]["score"]
+    assert not (out3 / "teacher_outputs_train.json").exists()
+    assert "outputs_seconds" not in json.loads((out3 / "history.json").read_text())["teacher"]
+
 
 @pytest.mark.slow
 def test_real_size_g2p_path_runs_on_a_cpu(tmp_path):
@@ -484,11 +495,17 @@ def test_command_line_on_policy_flags_reach_the_config(capsys):
 
     args = build_parser().parse_args(
         ["distill-t5", "--preset", "smoke", "--out", "x", "--arms", "on_policy", "--beta", "1",
-         "--on-policy-fraction", "0.25", "--sample-temperature", "0.7"]
+         "--on-policy-fraction", "0.25", "--sample-temperature", "0.7", "--on-policy-start", "3",
+         "--teacher-outputs", "runs/a/teacher_outputs_train.json"]
     )
     config, _ = distill_t5_config(args)
     assert config.arms == ("on_policy",) and config.on_policy_beta == 1.0
     assert config.on_policy_fraction == 0.25 and config.sample_temperature == 0.7
+    assert config.on_policy_start == 3
+    assert config.teacher_outputs == "runs/a/teacher_outputs_train.json"
+    with pytest.raises(SystemExit) as info:  # the smoke preset's students train for 6 steps
+        main(["distill-t5", "--preset", "smoke", "--out", "x", "--on-policy-start", "6"])
+    assert info.value.code == 2 and "never sample" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["distill-t5", "--preset", "smoke", "--out", "x", "--beta", "2"])
     assert info.value.code == 2 and "on_policy_beta" in capsys.readouterr().err
@@ -511,3 +528,41 @@ def test_smoke_preset_with_the_chunked_loss(tmp_path):
     assert max(history["student_word_kd"]["kd"]) > 0
     assert max(history["student_seq_word_kd"]["hidden"]) > 0
 
+
+
+def test_reused_teacher_outputs_must_cover_the_same_inputs(tmp_path):
+    from kdkit.pipeline import reused_teacher_outputs
+
+    train = [("a b", "x"), ("c d", "y"), ("e f", "z")]
+    path = tmp_path / "teacher_outputs_train.json"
+    path.write_text(json.dumps([["a b", "X"], ["c d", "Y"], ["e f", "Z"]]))
+    assert reused_teacher_outputs(path, train) == [("a b", "X"), ("c d", "Y"), ("e f", "Z")]
+    with pytest.raises(ValueError, match="first difference at input 1"):
+        reused_teacher_outputs(path, [("a b", "x"), ("c e", "y"), ("e f", "z")])
+    with pytest.raises(ValueError, match="2 training inputs"):  # fewer inputs this time
+        reused_teacher_outputs(path, train[:2])
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        reused_teacher_outputs(tmp_path / "missing.json", train)
+
+
+@pytest.mark.slow
+def test_the_on_policy_warm_start_is_shared_with_the_sequence_level_arm(tmp_path):
+    """With on_policy_start S, a run that trains seq_kd too hands it the step-S state instead
+    of training those S steps again: the same on-policy student, bit for bit."""
+    from kdkit.pipeline import distill_t5
+
+    smoke = replace(get_preset("smoke"), on_policy_start=3, on_policy_fraction=1.0)
+    logs = []
+    both = distill_t5(replace(smoke, arms=("seq_kd", "on_policy")), tmp_path / "both",
+                      progress=False, log=logs.append)
+    assert "student_on_policy: continuing from the shared warm start" in logs
+    alone = distill_t5(replace(smoke, arms=("on_policy",)), tmp_path / "alone",
+                       progress=False, log=lambda _: None)
+    shared, _ = load_t5(tmp_path / "both" / "student_on_policy", with_tokenizer=False)
+    own, _ = load_t5(tmp_path / "alone" / "student_on_policy", with_tokenizer=False)
+    assert all(torch.equal(a, b) for a, b in zip(shared.state_dict().values(),
+                                                 own.state_dict().values(), strict=True))
+    assert both["student_on_policy"]["score"] == alone["student_on_policy"]["score"]
+    history = json.loads((tmp_path / "both" / "history.json").read_text())
+    seq, gkd = history["student_seq_kd"], history["student_on_policy"]
+    assert gkd["loss"][:3] == seq["loss"][:3] and gkd["kd"][3:] != seq["kd"][3:]

@@ -52,6 +52,8 @@ def test_preset_choices_follow_the_design():
         (dict(arms=("ce", "ce")), "arms must be distinct"),
         (dict(vocab_size=0), "vocab_size must be an int >= 1"),
         (dict(on_policy_fraction=1.5), "on_policy_fraction"),
+        (dict(on_policy_start=-1), "on_policy_start must be an int >= 0"),
+        (dict(on_policy_start=10**6), "would never sample"),
         (dict(sample_temperature=0), r"sample_temperature \(temperature\) must be"),
         (dict(also_metrics=("per",)), "metric must be one of"),
         (dict(num_labelled=0), "num_labelled must be an int >= 1"),

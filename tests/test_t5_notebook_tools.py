@@ -347,3 +347,25 @@ def test_learning_curves_plot_each_arms_mean_and_seeds():
     with pytest.raises(ValueError, match="eval_every"):
         plotting.plot_learning_curves({"CE": [{"loss": [1.0], "val_step": []}]})
     plt.close("all")
+
+
+def test_divergence_by_position_plot_averages_seeds_where_enough_targets_reach():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    def run(kl: list[float], count: list[int]) -> dict:
+        return {"kl": torch.tensor(kl), "count": torch.tensor(count)}
+
+    views = {"student": {
+        "references": [run([1.0, 2.0, 3.0], [9, 9, 2]), run([3.0, 4.0, 5.0], [9, 5, 9])],
+        "own outputs": [run([2.0, 2.0], [9, 9]), run([2.0, 4.0], [9, 9])],
+    }}
+    fig = plotting.plot_divergence_by_position(views, min_count=5)
+    solid, dashed = fig.axes[0].lines
+    np.testing.assert_allclose(solid.get_xdata(), [1, 2])  # position 3 has 2 targets in seed 0
+    np.testing.assert_allclose(solid.get_ydata(), [2.0, 3.0])  # the mean of the two seeds
+    np.testing.assert_allclose(dashed.get_ydata(), [2.0, 3.0])
+    assert solid.get_linestyle() == "-" and dashed.get_linestyle() == "--"
+    with pytest.raises(ValueError, match="own outputs"):
+        plotting.plot_divergence_by_position({"s": {"references": [run([1.0], [9])]}})
+    plt.close("all")
