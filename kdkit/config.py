@@ -195,7 +195,8 @@ class T5DistillConfig:
     # same teacher and training inputs, reused instead of generating (seeds and variants share
     # one generation pass); None = generate them
     on_policy_fraction: float = 0.5  # on_policy arm: the share of steps the student samples on
-    on_policy_beta: float = 0.5  # on_policy arm: JSD(beta); 0 forward KL, 1 reverse KL
+    on_policy_beta: float = 0.5  # on_policy arm: JSD(beta) between the models' distributions
+    # at T = 1 (GKD); 0 forward KL, 1 reverse KL
     on_policy_start: int = 0  # on_policy arm: the steps before it are a supervised warm start,
     # cross-entropy on the teacher's outputs (sequence-level KD); 0 = on-policy from the start
     sample_temperature: float = 1.0  # on_policy arm: the student's sampling temperature

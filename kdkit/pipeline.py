@@ -359,7 +359,9 @@ def _student_arms(
         if arm in ("word_kd", "seq_word_kd"):  # and the teacher's per-step distributions
             objective, features = _word_kd(run, teacher, student_init, name, features)
         if arm == "on_policy":  # JSD(beta) only, on the student's samples or the teacher's
-            objective = Seq2SeqObjective(teacher=teacher, T=config.T, alpha=1.0,
+            # outputs, between the models' plain distributions (T = 1, as in GKD); config.T
+            # is word-level KD's temperature, sample_temperature the sampler's
+            objective = Seq2SeqObjective(teacher=teacher, T=1.0, alpha=1.0,
                                          beta=config.on_policy_beta)
             warm = config.on_policy_start  # the warm start: sequence-level KD's CE steps
             on_policy = OnPolicy(config.on_policy_fraction, config.sample_temperature,

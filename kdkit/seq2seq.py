@@ -354,6 +354,24 @@ def _compiled(objective: Seq2SeqObjective) -> Callable:
     return torch.compile(objective.__call__)
 
 
+def _step_objectives(
+    objective: Seq2SeqObjective, on_policy: OnPolicy | None, config: TrainConfig,
+    device: torch.device,
+) -> tuple[Callable, Callable | None]:
+    """The training objective and the on-policy warm start's (None without one), compiled
+    when ``config.compile``; their teachers moved to ``device`` and put in ``eval()``."""
+    warmup = on_policy.warmup if on_policy is not None and on_policy.start > 0 else None
+    if getattr(warmup, "projection", None) is not None:
+        raise ValueError("on_policy.warmup must not hold a projection: only the training "
+                         "objective's projection is trained; give the warm start none.")
+    for obj in (objective, warmup):
+        if getattr(obj, "teacher", None) is not None:
+            obj.teacher.to(device).eval()
+    if config.compile:
+        return _compiled(objective), warmup and _compiled(warmup)
+    return objective, warmup
+
+
 def _micro_batches(
     model: nn.Module, features: Sequence[dict], stream: _BatchStream, collator: Callable,
     config: TrainConfig, on_policy: OnPolicy | None, step: int,
@@ -383,6 +401,18 @@ def _record(history: dict, done: int, sums: dict, model: nn.Module,
         history["val_step"].append(done)
         history["val_score"].append(float(validate(model)))
         model.train()
+
+
+def _checkpoints_due(path: Path | None, snapshot: tuple[int, str | Path] | None,
+                     config: TrainConfig, done: int) -> list[Path]:
+    """Where step ``done``'s checkpoint goes: the run's own, every ``config.checkpoint_every``
+    steps; a ``snapshot``'s at its step."""
+    due = []
+    if path is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+        due.append(path)
+    if snapshot is not None and done == snapshot[0]:
+        due.append(Path(snapshot[1]))
+    return due
 
 
 def _save(path: Path, config: TrainConfig, step: int, stream: _BatchStream,
@@ -443,28 +473,18 @@ def train_seq2seq(
     these first N steps to resume from (``checkpoint_dir=path.parent, resume=True``).
     """
     objective = objective or Seq2SeqObjective()
-    step_objective = _compiled(objective) if config.compile else objective
-    warmup = on_policy.warmup if on_policy is not None and on_policy.start > 0 else None
-    if warmup is not None and config.compile:
-        warmup = _compiled(warmup)
     if len(features) == 0:
         raise ValueError("features is empty: there is nothing to train on.")
     device = next(model.parameters()).device
+    step_objective, warmup = _step_objectives(objective, on_policy, config, device)
     collator = collator or Seq2SeqCollator(pad_token_id=model.config.pad_token_id)
-    for obj in (objective, on_policy.warmup if on_policy is not None else None):
-        if getattr(obj, "teacher", None) is not None:
-            obj.teacher.to(device).eval()
-    if getattr(warmup, "projection", None) is not None:
-        raise ValueError("on_policy.warmup must not hold a projection: only the training "
-                         "objective's projection is trained; give the warm start none.")
     projection = objective.projection.to(device) if objective.projection is not None else None
     modules = {"model": model, "projection": projection}
     params = list(model.parameters()) + (list(projection.parameters()) if projection else [])
     opt, sched = _optimizer(params, config)
     lengths = [len(f["input_ids"]) + len(f["labels"]) for f in features]
-    sampler = LengthGroupedBatchSampler(
-        lengths, config.batch_size, seed=config.seed, group_by_length=config.group_by_length
-    )
+    sampler = LengthGroupedBatchSampler(lengths, config.batch_size, seed=config.seed,
+                                        group_by_length=config.group_by_length)
     history: dict[str, list[float]] = {k: [] for k in (*_STEP_KEYS, "val_step", "val_score")}
     step, stream = 0, None
     path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -487,10 +507,8 @@ def train_seq2seq(
         done = step + 1
         _record(history, done, sums, model, validate, config.eval_every)
         bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
-        if path is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
-            _save(path, config, done, stream, modules, opt, sched, history)
-        if snapshot is not None and done == snapshot[0]:
-            _save(Path(snapshot[1]), config, done, stream, modules, opt, sched, history)
+        for target in _checkpoints_due(path, snapshot, config, done):
+            _save(target, config, done, stream, modules, opt, sched, history)
         if stop_after is not None and done >= stop_after:
             break
     bar.close()
