@@ -286,7 +286,8 @@ class _TextKDTerms:
         """Each term, unweighted: ``ce``, ``kd``, ``hidden``, ``attention`` (scalars)."""
         out = student.encode(ids, mask)  # logits (b, C), hidden/attention per block
         zero = out.logits.new_zeros(())
-        parts = {"ce": F.cross_entropy(out.logits, labels), "kd": zero}
+        # CE over the labelled rows; NO_LABEL rows are a transfer set: the teacher's terms only
+        parts = {"ce": hard_cross_entropy(out.logits, labels, ignore_index=NO_LABEL), "kd": zero}
         parts["hidden"] = parts["attention"] = zero
         use_hidden, use_attention = self.hidden_weight > 0, self.attention_weight > 0
         if not (self.alpha > 0 or use_hidden or use_attention):
@@ -338,6 +339,8 @@ def distill_text_classifier(
     + attention_weight·mapped_attention_loss``.
 
     ``alpha=0`` with both weights 0 is plain cross-entropy training (the teacher is not run).
+    Labels equal to :data:`NO_LABEL` mark transfer examples: CE is a mean over a batch's
+    labelled rows, the teacher's terms over all rows (as :func:`distill_classifier`).
     ``hidden_loss`` (a :class:`kdkit.features.HiddenStateLoss`, needed when
     ``hidden_weight > 0``) holds the layer mapping and the projections, trained with the
     student. ``attention_mapping`` defaults to :func:`kdkit.features.layer_mapping`. Returns

@@ -510,3 +510,49 @@ def test_variant_comparison_plot_draws_seeds_means_and_paired_intervals():
     with pytest.raises(ValueError, match="baseline"):
         plot_variant_comparison({"kd": [0.1, 0.2]}, "ce")
     plt.close("all")
+
+
+def test_unlabelled_tickets_are_a_transfer_set(tokenizer, data):
+    """NO_LABEL rows train on the teacher's terms only: batches without a single label (most
+    of them here) give a finite loss, not NaN, and the KD on those rows moves the student."""
+    partial = EncodedText(data.input_ids, data.attention_mask,
+                          torch.where(torch.arange(len(data)) < 8, data.labels, -100))
+    runs = {}
+    for alpha in (0.0, 0.5):
+        teacher, student = pair(tokenizer)
+        kdkit.set_seed(7)
+        history = distill_text_classifier(student, teacher, partial, alpha=alpha, num_epochs=2,
+                                          batch_size=8, progress=False)
+        assert all(v[-1] == v[-1] for v in history.values() if v)  # no NaN
+        runs[alpha] = student.state_dict()
+    assert any(not torch.equal(runs[0.0][k], runs[0.5][k]) for k in runs[0.0])
+
+
+def test_label_first_marks_the_tickets_that_state_their_label_first():
+    corpus = make_ticket_corpus(3000, seed=5)
+    two = [first for first, other in zip(corpus.label_first, corpus.other_labels, strict=True)
+           if other >= 0]
+    assert all(first for first, other in zip(corpus.label_first, corpus.other_labels, strict=True)
+               if other < 0)
+    assert abs(sum(two) / len(two) - 0.75) < 0.05  # main_first_prob, within sampling noise
+    always = make_ticket_corpus(300, seed=5, main_first_prob=1.0)
+    assert all(always.label_first)
+    assert make_ticket_corpus(300, seed=5).texts == make_ticket_corpus(300, seed=5).texts
+
+
+def test_bayes_accuracy_is_what_the_best_rule_scores_on_generated_tickets():
+    from kdkit.data.tickets import bayes_accuracy
+
+    assert bayes_accuracy(0.0) == bayes_accuracy(0.3, 1.0) == 1.0
+    assert 1 - 0.3 * 0.25 <= bayes_accuracy() < 1  # the first-issue rule is a floor
+    corpus = make_ticket_corpus(12000, seed=9, two_issue_prob=1.0)
+    pairs = [(y if first else o, o if first else y)  # (intent read first, intent read second)
+             for y, o, first in zip(corpus.labels, corpus.other_labels, corpus.label_first,
+                                    strict=True)]
+    votes = defaultdict(lambda: defaultdict(int))  # how often each reading had each label
+    for pair, y in zip(pairs, corpus.labels, strict=True):
+        votes[pair][y] += 1
+    best = sum(max(v.values()) for v in votes.values()) / len(corpus)  # the best rule, in-sample
+    assert abs(best - bayes_accuracy(1.0)) < 0.015  # 12,000 tickets: sd about 0.004
+    with pytest.raises(ValueError, match="main_first_prob"):
+        bayes_accuracy(0.3, 1.5)
