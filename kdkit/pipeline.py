@@ -284,7 +284,7 @@ def _teacher_labels(
         return reused_teacher_outputs(config.teacher_outputs, train)
     cache = run.out / "teacher_outputs_train.json"
     if run.resume and cache.exists():
-        return [tuple(pair) for pair in json.loads(cache.read_text())]
+        return reused_teacher_outputs(cache, train)
     run.log("teacher: generating its outputs on the training inputs")
     tick = time.perf_counter()
     outputs = teacher_outputs(
@@ -413,20 +413,19 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str)
     return cache
 
 
-def _shared_warm_start(run: _Run, arms: list[Arm]) -> dict[str, tuple[int, Path]]:
+def _shared_warm_start(run: _Run, arms: list[Arm]) -> tuple[int, Path] | None:
     """When a run trains ``seq_kd`` before ``on_policy`` with ``on_policy_start`` S > 0, the
     on-policy arm's first S steps are the sequence-level arm's (the same initialisation,
     targets, batches, seeds and cross-entropy steps): the sequence-level arm writes its step-S
     checkpoint where the on-policy arm resumes from, so the warm start is trained once and the
-    weights are exactly those of training it again. ``{arm name: (step, checkpoint path)}``."""
+    weights are exactly those of training it again. ``(step, checkpoint path)``, or None."""
     names = [arm.name for arm in arms]
     start = run.config.on_policy_start
     if start == 0 or not {"student_seq_kd", "student_on_policy"} <= set(names):
-        return {}
+        return None
     if names.index("student_seq_kd") > names.index("student_on_policy"):
-        return {}
-    path = run.out / "checkpoints" / "student_on_policy" / CHECKPOINT_FILE
-    return {"student_seq_kd": (start, path)}
+        return None
+    return start, run.out / "checkpoints" / "student_on_policy" / CHECKPOINT_FILE
 
 
 def _train_student(
@@ -502,8 +501,10 @@ def distill_t5(
        trained with ``config.student_train`` (the same budget), one per ``config.arms``
        (:data:`kdkit.config.ARMS`, named as Kim & Rush 2016 name them): ``student_ce`` (CE on
        the references), ``student_word_kd`` (word-level KD along the references),
-       ``student_seq_kd`` (CE on the teacher's outputs), ``student_seq_word_kd`` (both); saved
-       to ``out_dir/<name>``. With ``config.num_labelled`` the references cover only the first
+       ``student_seq_kd`` (CE on the teacher's outputs), ``student_seq_word_kd`` (both),
+       ``student_on_policy`` (GKD: the student's own samples graded by the teacher with
+       JSD(β), after ``on_policy_start`` warm-start steps); saved to ``out_dir/<name>``. With
+       ``config.num_labelled`` the references cover only the first
        N training pairs: ``ce`` and ``word_kd`` train on those alone, the sequence-level arms
        on every training input with the teacher's outputs as targets (a transfer set, Hinton et
        al. 2015 §3) — so the arms separate "more inputs labelled" from "soft targets".
@@ -522,12 +523,10 @@ def distill_t5(
     outputs = _teacher_labels(run, teacher, tokenizer, splits.train)
     models = {"teacher": teacher}
     arms = _student_arms(run, teacher, student_init, tokenizer, splits.train, outputs)
-    shared = _shared_warm_start(run, arms)
+    shared = _shared_warm_start(run, arms)  # seq_kd writes it before on_policy reads it
     for arm in arms:
-        snapshot = shared.get(arm.name)
-        if snapshot is not None and not run.resume:  # no stale one may stand in for this run's
-            snapshot[1].unlink(missing_ok=True)
-        forked = any(path.parent.name == arm.name and path.exists() for _, path in shared.values())
+        snapshot = shared if arm.name == "student_seq_kd" else None
+        forked = shared is not None and arm.name == "student_on_policy" and shared[1].exists()
         models[arm.name] = _train_student(run, arm, student_init, tokenizer, snapshot, forked)
     return _evaluate(run, models, tokenizer, splits.test)
 

@@ -116,6 +116,13 @@ _RELATED: dict[str, tuple[str, ...]] = {
 }
 
 
+def _check_probabilities(**probabilities: float) -> None:
+    """A ``ValueError`` naming the first argument outside [0, 1]."""
+    for name, p in probabilities.items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {p}.")
+
+
 def bayes_accuracy(two_issue_prob: float = 0.3, main_first_prob: float = 0.75) -> float:
     """The best expected accuracy any classifier can reach on :func:`make_ticket_corpus`'s
     tickets, if it recognises each clause's intent: a one-issue ticket is always right; for a
@@ -124,9 +131,7 @@ def bayes_accuracy(two_issue_prob: float = 0.3, main_first_prob: float = 0.75) -
     ``P(label = y)·P(second = x | y)·(1 − main_first_prob)`` is larger (labels uniform, the
     second intent uniform over the label's related ones). The ceiling of every model's
     accuracy on this task; ``1 − two_issue_prob·(1 − main_first_prob)`` ≤ it ≤ 1."""
-    for name, p in (("two_issue_prob", two_issue_prob), ("main_first_prob", main_first_prob)):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1], got {p}.")
+    _check_probabilities(two_issue_prob=two_issue_prob, main_first_prob=main_first_prob)
     prior = 1 / len(TICKET_CLASSES)
 
     def weight(label: str, second: str, order_prob: float) -> float:  # P(label, second, order)
@@ -178,13 +183,8 @@ def make_ticket_corpus(
     """
     if num_examples < 1:
         raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
-    for name, p in [
-        ("two_issue_prob", two_issue_prob),
-        ("main_first_prob", main_first_prob),
-        ("ref_prob", ref_prob),
-    ]:
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1], got {p}.")
+    _check_probabilities(two_issue_prob=two_issue_prob, main_first_prob=main_first_prob,
+                         ref_prob=ref_prob)
     rng = random.Random(seed)
 
     def clause(name: str) -> str:
