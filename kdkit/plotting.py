@@ -1213,3 +1213,39 @@ def plot_divergence_by_position(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_size_speed_accuracy(
+    points: dict[str, tuple[float, float, int]],
+    *,
+    latency_label: str = "milliseconds per 1,000 predictions (log scale)",
+    score_label: str = "test accuracy (%)",
+    title: str = "Accuracy, speed and size",
+) -> Figure:
+    """The trade-off in one picture: score against latency, one bubble per model.
+
+    ``points[name] = (latency, score, parameters)``; the bubble's area grows linearly with the
+    parameter count, which its label also prints. Up and to the left is better. The form of
+    the bubble plot in Tunstall et al., *NLP with Transformers*, ch. 8.
+    """
+    if not points:
+        raise ValueError("points is empty: give {model: (latency, score, parameters)}.")
+    bad = [name for name, (lat, _, n) in points.items() if not (lat > 0 and n > 0)]
+    if bad:
+        raise ValueError(f"latency and parameters must be positive; check {bad}.")
+    largest = max(n for _, _, n in points.values())
+    area = lambda n: 60 + 2400 * n / largest  # noqa: E731  (points², the smallest stays visible)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    for k, (name, (lat, score, n)) in enumerate(points.items()):
+        ax.scatter(lat, score, s=area(n), color=f"C{k}", alpha=0.55, edgecolor="black", lw=0.6)
+        ax.annotate(f"{name}\n{n:,} parameters", (lat, score), xytext=(9, 6),
+                    textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    lats = [lat for lat, _, _ in points.values()]
+    ax.set_xlim(min(lats) / 3, max(lats) * 6)
+    scores = [s for _, s, _ in points.values()]
+    pad = max(1.0, 0.15 * (max(scores) - min(scores)))
+    ax.set_ylim(min(scores) - pad, max(scores) + pad)
+    ax.set(xlabel=latency_label, ylabel=score_label, title=title)
+    ax.grid(alpha=0.3)
+    return fig

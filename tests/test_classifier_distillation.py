@@ -419,3 +419,18 @@ def test_class_bias_correction_plot_shows_each_seed():
     assert [t.get_text() for t in ax_r.get_xticklabels()] == ["seed 0", "seed 1"]
     with pytest.raises(ValueError, match="one per seed"):
         plotting.plot_class_bias_correction(biases, val, [1.0], [0.3], [0.8])
+
+
+def test_size_speed_accuracy_plot_places_each_model_and_sizes_bubbles_by_parameters():
+    points = {"teacher": (70.0, 99.0, 150_000), "student": (0.08, 96.5, 3_500)}
+    fig = plotting.plot_size_speed_accuracy(points)
+    (ax,) = fig.axes
+    teacher, student = ax.collections
+    assert teacher.get_offsets()[0].tolist() == [70.0, 99.0]
+    assert student.get_offsets()[0].tolist() == [0.08, 96.5]
+    assert teacher.get_sizes()[0] > 10 * student.get_sizes()[0] > 0
+    assert ax.get_xscale() == "log"
+    assert any("150,000 parameters" in t.get_text() for t in ax.texts)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="positive"):
+        plotting.plot_size_speed_accuracy({"broken": (0.0, 90.0, 10)})
