@@ -10,14 +10,14 @@ but the last) with an optional boolean ``mask`` that is True where a position co
     ``"sum"``: sum over counted positions.
     ``"none"``: per-position values of shape ``logits.shape[:-1]``, zero where masked.
 
-Notation (notebook 03 derives all of it): ``p_T = softmax(teacher_logits / T)``,
-``p_S = softmax(student_logits / T)``.
+Notation (notebook 03 derives all of it): ``p_tea = softmax(teacher_logits / T)``,
+``p_stu = softmax(student_logits / T)``.
 
 Precision (:func:`set_exact_arithmetic`): bf16/fp16 logits take the exact path — upcast to
 float32 before ``/ T`` (nothing overflows), divergences written without cancellation (centred
 log-ratios and ``expm1``/``log1p``), so they keep their relative precision when the student is
-close to the teacher, where the textbook ``Σ p_T (log p_T − log p_S)`` loses it, and are never
-negative; float32 is returned. float32/float64 logits keep the textbook formulas unless the
+close to the teacher, where the textbook ``Σ p_tea (log p_tea − log p_stu)`` loses it, and are
+never negative; float32 is returned. float32/float64 logits keep the textbook formulas unless the
 exact path is switched on for every dtype.
 
 Value checks (non-finite logits, labels out of range) need the tensors' values: on an
@@ -375,8 +375,8 @@ def _centred(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 def _divergence_and_grads(z_s: torch.Tensor, z_t: torch.Tensor, beta: float, grads: bool):
-    """The GKD family on scaled logits ``(..., V)``: ``beta=0`` ``KL(p_T ‖ p_S)``, ``beta=1``
-    ``KL(p_S ‖ p_T)``, otherwise the generalized JSD. Returns the values ``(...)`` and, with
+    """The GKD family on scaled logits ``(..., V)``: ``beta=0`` ``KL(p_tea ‖ p_stu)``, ``beta=1``
+    ``KL(p_stu ‖ p_tea)``, otherwise the generalized JSD. Returns the values ``(...)`` and, with
     ``grads``, their gradients w.r.t. ``z_s`` and ``z_t`` ``(..., V)``: ``∂KL(p‖q)/∂z_q =
     q − p`` and ``∂KL(p‖q)/∂z_p = p ⊙ (log p − log q − KL)``, written without cancellation."""
     if beta == 0.0 or beta == 1.0:
@@ -387,12 +387,12 @@ def _divergence_and_grads(z_s: torch.Tensor, z_t: torch.Tensor, beta: float, gra
         g_q = _centred(torch.softmax(z_q, dim=-1) - p, p)
         g_p = _centred(p * (r - kl.unsqueeze(-1)), p)
         return (kl, g_q, g_p) if beta == 0.0 else (kl, g_p, g_q)
-    _, p_t, r, _ = _kl_parts(z_t, z_s)  # r = log p_T − log p_S
+    _, p_t, r, _ = _kl_parts(z_t, z_s)  # r = log p_tea − log p_stu
     p_s = torch.softmax(z_s, dim=-1)
     log_b, log_1mb = math.log(beta), math.log1p(-beta)
-    a_t = -_log_mix(-r, 1.0 - beta, log_1mb, log_b)  # log p_T − log M, (..., V)
-    a_s = -_log_mix(r, beta, log_b, log_1mb)  # log p_S − log M
-    kl_t, kl_s = (p_t * a_t).sum(dim=-1), (p_s * a_s).sum(dim=-1)  # KL(p_T ‖ M), KL(p_S ‖ M)
+    a_t = -_log_mix(-r, 1.0 - beta, log_1mb, log_b)  # log p_tea − log M, (..., V)
+    a_s = -_log_mix(r, beta, log_b, log_1mb)  # log p_stu − log M
+    kl_t, kl_s = (p_t * a_t).sum(dim=-1), (p_s * a_s).sum(dim=-1)  # KL(p_tea ‖ M), KL(p_stu ‖ M)
     jsd = (beta * kl_t + (1.0 - beta) * kl_s).clamp_min(0.0)
     if not grads:
         return jsd, None, None
@@ -459,7 +459,7 @@ def _divergence_grads(s, t, T: float, beta: float, dtype, need_t: bool):
     """Gradients w.r.t. the scaled logits of one piece of rows ``(n, V)`` (``None`` for the
     teacher unless ``need_t``)."""
     z_s, z_t = _scaled(s, T, dtype), _scaled(t, T, dtype)
-    if beta == 0.0 and not need_t:  # KD's case: the gradient is just p_S − p_T
+    if beta == 0.0 and not need_t:  # KD's case: the gradient is just p_stu − p_tea
         p_t = torch.softmax(z_t, dim=-1)
         return _centred(torch.softmax(z_s, dim=-1) - p_t, p_t), None
     _, g_s, g_t = _divergence_and_grads(z_s, z_t, beta, grads=True)
@@ -521,13 +521,13 @@ def kd_kl_loss(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """``T² · KL(p_T ‖ p_S)`` per position, reduced over counted positions.
+    """``T² · KL(p_tea ‖ p_stu)`` per position, reduced over counted positions.
 
     Shapes: logits ``(..., V)``, mask ``(...)``; returns a scalar, or ``(...)`` for
     ``reduction="none"`` (float32, or float64 for float64 input). For ``(B, V)`` and ``"mean"``
     this equals ``T**2 * F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True,
     reduction="batchmean")``. The ``T²`` keeps gradient magnitudes independent of T (Hinton
-    et al. 2015, §2). Its gradient w.r.t. one position's student logits is ``T · (p_S − p_T)``
+    et al. 2015, §2). Its gradient w.r.t. one position's student logits is ``T · (p_stu − p_tea)``
     (divided by the number of counted positions for ``"mean"``).
     """
     _check_pair(student_logits, teacher_logits)
@@ -549,9 +549,9 @@ def soft_cross_entropy(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """``T² · H(p_T, p_S) = T² · (−Σ p_T log p_S)`` per position.
+    """``T² · H(p_tea, p_stu) = T² · (−Σ p_tea log p_stu)`` per position.
 
-    Equals ``kd_kl_loss + T² · H(p_T)``: the same gradient w.r.t. the student as the KL,
+    Equals ``kd_kl_loss + T² · H(p_tea)``: the same gradient w.r.t. the student as the KL,
     but its value does not reach 0 when the student matches the teacher (it bottoms out
     at the teacher's entropy). Many tutorials call this "the KL loss"; it is not.
     Shapes and dtype as in :func:`kd_kl_loss`.
@@ -563,7 +563,7 @@ def soft_cross_entropy(
     if _exact(student_logits, teacher_logits):
         dtype = _compute_dtype(student_logits, teacher_logits)
         log_p_t = _log_softmax(_scaled(teacher_logits, T, dtype))  # (..., V)
-        entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_T), (...)
+        entropy = -(log_p_t.exp() * log_p_t).sum(dim=-1)  # H(p_tea), (...)
         ce = _divergence(student_logits, teacher_logits, T, beta=0.0) + entropy  # (...)
     else:
         log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (..., V)
@@ -576,7 +576,7 @@ def soft_cross_entropy(
 def _hard_ce_values(
     student_logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position ``−log p_S[label]`` ``(...)`` (0 where ignored) and the counted mask."""
+    """Per-position ``−log p_stu[label]`` ``(...)`` (0 where ignored) and the counted mask."""
     mask = labels != ignore_index  # (...)
     # any valid index where ignored; gather needs int64 (labels may be int16/int32)
     safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
@@ -664,7 +664,7 @@ def logit_mse_loss(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Logit matching: per position, the mean over the V classes of ``(z_S − z_T)²``.
+    """Logit matching: per position, the mean over the V classes of ``(z_stu − z_tea)²``.
 
     Shapes and dtype as in :func:`kd_kl_loss`. Caruana's logit regression (Ba & Caruana 2014);
     the high-temperature limit of ``kd_kl_loss`` when logits have zero mean (Hinton et al.
@@ -693,10 +693,11 @@ def generalized_jsd_loss(
 ) -> torch.Tensor:
     """Generalized Jensen–Shannon divergence of GKD (Agarwal et al. 2024), per position.
 
-    ``beta=0``: forward KL ``KL(p_T ‖ p_S)``; ``beta=1``: reverse KL ``KL(p_S ‖ p_T)``;
-    otherwise ``beta·KL(p_T ‖ M) + (1−beta)·KL(p_S ‖ M)`` with ``M = beta·p_T + (1−beta)·p_S``.
+    ``beta=0``: forward KL ``KL(p_tea ‖ p_stu)``; ``beta=1``: reverse KL ``KL(p_stu ‖ p_tea)``;
+    otherwise ``beta·KL(p_tea ‖ M) + (1−beta)·KL(p_stu ‖ M)`` with
+    ``M = beta·p_tea + (1−beta)·p_stu``.
     No ``T²`` factor. The endpoints are defined as the KLs because the mixture form tends to
-    ``beta · KL(p_T ‖ p_S)`` (→ 0) as ``beta → 0``. Bounded by the binary entropy of beta
+    ``beta · KL(p_tea ‖ p_stu)`` (→ 0) as ``beta → 0``. Bounded by the binary entropy of beta
     (``log 2`` at ``beta=0.5``). Shapes and dtype as in :func:`kd_kl_loss`.
     """
     _check_pair(student_logits, teacher_logits)
@@ -732,7 +733,7 @@ def _chunk_terms(z, t, labels, T, alpha, divergence, beta, ignore_index):
     g_div = _divergence_grads(z, t.to(z.dtype), T, beta_, z.dtype, need_t=False)[0]
     if divergence == "jsd":
         g_div = g_div / T  # d/dz of JSD(z/T): no T² factor
-    else:  # T² · KL, and soft CE = T² · (KL + H(p_T)): the same gradient
+    else:  # T² · KL, and soft CE = T² · (KL + H(p_tea)): the same gradient
         if divergence == "soft_ce":
             log_p_t = _log_softmax(z_t)
             div = div - (log_p_t.exp() * log_p_t).sum(dim=-1)
@@ -806,8 +807,8 @@ def chunked_distillation_loss(
     ``lm_head``; student logits are ``logit_scale · h @ W.T``), ``labels`` ``(...)`` with
     ``ignore_index`` on padding (counted in neither term); the teacher as ``teacher_logits``
     ``(..., V)`` or as ``teacher_hidden`` ``(..., D_T)`` with ``teacher_weight`` ``(V, D_T)``
-    (its logits made chunk by chunk too). ``D``: ``"kl"`` (``T²·KL(p_T ‖ p_S)``, as in
-    :func:`distillation_loss`), ``"soft_ce"`` (``T²·H(p_T, p_S)``) or ``"jsd"``
+    (its logits made chunk by chunk too). ``D``: ``"kl"`` (``T²·KL(p_tea ‖ p_stu)``, as in
+    :func:`distillation_loss`), ``"soft_ce"`` (``T²·H(p_tea, p_stu)``) or ``"jsd"``
     (``generalized_jsd_loss(beta)``, no ``T²``). ``reduction``: ``"mean"`` over counted
     positions or ``"sum"``. The teacher gets no gradient. With ``return_parts``, also the
     unweighted ``(ce, D)`` reduced the same way (detached). Liger-Kernel's chunked losses.
@@ -899,12 +900,12 @@ def sparse_kd_loss(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """``T² · KL(p̃_T ‖ p_S)`` against a teacher stored as its ``k`` largest logits per position.
+    """``T² · KL(p̃_tea ‖ p_stu)`` against a teacher stored as its ``k`` largest logits per position.
 
     Shapes: ``student_logits`` ``(..., V)``; ``topk_logits`` ``(..., k)`` (any float dtype,
     e.g. fp16 in a cache) and ``topk_indices`` ``(..., k)`` (integers); ``teacher_lse``
     ``(...)``: the teacher's full ``logsumexp(z / T)`` at this ``T``, needed by
-    ``tail="uniform"``. The teacher's distribution ``p̃_T`` keeps the top ``k`` entries and
+    ``tail="uniform"``. The teacher's distribution ``p̃_tea`` keeps the top ``k`` entries and
     ``tail="renormalise"``: rescales them to sum to 1 (the tail is dropped), or
     ``"uniform"``: keeps their true probabilities and spreads the remaining mass evenly over
     the other ``V − k`` classes (DistillKit offers both). With ``k = V`` both equal

@@ -119,7 +119,7 @@ def divergence_by_position(
     along the student's own outputs, what it meets when it generates — the gap between the two
     is exposure bias made visible.
 
-    Returns ``(L,)`` tensors: ``kl``, the mean ``KL(p_T ‖ p_S)`` (T = 1, nats) over the targets
+    Returns ``(L,)`` tensors: ``kl``, the mean ``KL(p_tea ‖ p_stu)`` (T = 1, nats) over the targets
     that are real at that position; ``agreement``, the share (%) of those where both models'
     most likely next token is the same; ``count``, how many targets are real there.
     """

@@ -1185,7 +1185,7 @@ def plot_divergence_by_position(
     *,
     min_count: int = 100,
 ) -> Figure:
-    """Exposure bias, seen by target position: each student's ``KL(p_T ‖ p_S)`` to the teacher
+    """Exposure bias, seen by target position: each student's ``KL(p_tea ‖ p_stu)`` to the teacher
     along the references (solid) and along its own greedy outputs (dashed).
 
     ``views[student][view]`` holds one :func:`kdkit.on_policy.divergence_by_position` result

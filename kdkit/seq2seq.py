@@ -3,7 +3,7 @@ per-step views (notebook 06).
 
 - Word-level KD (Kim & Rush 2016; Hinton et al. 2015 applied per decoder step): under teacher
   forcing both models read the same decoder inputs, so every target position has a teacher
-  distribution ``p_T`` and a student distribution ``p_S`` over the same ``V`` token ids; the
+  distribution ``p_tea`` and a student distribution ``p_stu`` over the same ``V`` token ids; the
   loss is :func:`kdkit.losses.distillation_loss` over real target tokens, optionally plus an
   encoder hidden-state MSE (:class:`Seq2SeqObjective`).
 - Sequence-level KD (Kim & Rush 2016): the teacher *generates* an output for every training
@@ -84,7 +84,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 @dataclass
 class Seq2SeqObjective:
     """What a training step minimises. No teacher: cross-entropy on the batch's labels.
-    With a teacher: word-level KD, ``alpha_mix(CE, T²·KL(p_T ‖ p_S), alpha)`` over real target
+    With a teacher: word-level KD, ``alpha_mix(CE, T²·KL(p_tea ‖ p_stu), alpha)`` over real target
     tokens, plus ``hidden_weight`` × the MSE between the encoders' last hidden states
     (FitNets-style; ``projection``, e.g. :func:`kdkit.features.identity_projection`, maps the
     student's width to the teacher's and is trained with the student).
@@ -106,7 +106,7 @@ class Seq2SeqObjective:
     chunked: bool = False  # the KD loss from hidden states in chunks: never the full logits
     cached: bool = False  # the teacher from the batch's top-k cache: the teacher is not run
     cache_tail: str = "renormalise"  # how kdkit.losses.sparse_kd_loss treats the cut-off tail
-    beta: float | None = None  # None: T²·KL(p_T ‖ p_S); a number: generalized JSD(β) (GKD)
+    beta: float | None = None  # None: T²·KL(p_tea ‖ p_stu); a number: generalized JSD(β) (GKD)
 
     def __post_init__(self) -> None:
         self.T = check_temperature(self.T)
@@ -720,7 +720,7 @@ def token_fidelity(
     """How closely a student's per-step distributions follow the teacher's, over real target
     tokens under teacher forcing (:func:`teacher_forced_logits` of both models).
 
-    ``kl``: mean ``KL(p_T ‖ p_S)`` per token at temperature ``T`` (nats, no T² factor);
+    ``kl``: mean ``KL(p_tea ‖ p_stu)`` per token at temperature ``T`` (nats, no T² factor);
     ``agreement``: percentage of tokens where both models' most likely token is the same;
     ``student_accuracy``/``teacher_accuracy``: percentage of tokens whose reference token is
     the model's most likely one.

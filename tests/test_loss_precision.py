@@ -138,7 +138,7 @@ def test_fp16_logits_that_overflow_when_divided_by_T_give_the_right_value():
     s = torch.tensor([[4.0e4, 0.0, 0.0]], dtype=torch.float16)
     t = torch.tensor([[0.0, 4.0e4, 0.0]], dtype=torch.float16)
     value = losses.kd_kl_loss(s, t, T=0.5)
-    # p_T is one-hot on class 1, log p_S[1] = -(4e4 - 0) / 0.5: KL = 8e4, times T² = 2e4
+    # p_tea is one-hot on class 1, log p_stu[1] = -(4e4 - 0) / 0.5: KL = 8e4, times T² = 2e4
     assert torch.isfinite(value) and float(value) == pytest.approx(2.0e4, rel=1e-6)
     assert float(losses.generalized_jsd_loss(s, t, beta=0.5, T=0.5)) == pytest.approx(
         np.log(2), rel=1e-6

@@ -214,7 +214,7 @@ def test_kd_kl_none_is_T_squared_forward_kl_per_position(case, T):
 
 
 def test_kd_kl_is_not_symmetric():
-    """Forward KL(p_T ‖ p_S): swapping the arguments gives a different number."""
+    """Forward KL(p_tea ‖ p_stu): swapping the arguments gives a different number."""
     s = torch.tensor([[3.0, 0.0, 0.0, 0.0]], dtype=F64)
     t = torch.tensor([[0.0, 1.0, 0.5, 0.0]], dtype=F64)
     expected = ref_kl(log_p(t, 1.0), log_p(s, 1.0)).mean()
@@ -738,7 +738,7 @@ def test_high_temperature_limit_is_centred_logit_matching():
     limit = _logit_matching_limit(s, t)  # (3,)
     errors = []
     for T in (10.0, 100.0, 1e3, 1e4):
-        value = kd_kl_loss(s, t, T=T, reduction="none")  # T² · KL(p_T ‖ p_S)
+        value = kd_kl_loss(s, t, T=T, reduction="none")  # T² · KL(p_tea ‖ p_stu)
         errors.append(float(((value - limit).abs() / limit).max()))
     assert all(a > b for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[2] < 1e-2, errors

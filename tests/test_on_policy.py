@@ -187,8 +187,8 @@ def test_jsd_endpoints_are_the_two_kls(tokenizer, features):
     with torch.no_grad():
         s, t = student(**inputs).logits, teacher(**inputs).logits
     mask = mask_from_labels(batch["labels"])
-    forward = kd_kl_loss(s, t, T=T, mask=mask, reduction="sum") / T**2  # KL(p_T || p_S)
-    reverse = kd_kl_loss(t, s, T=T, mask=mask, reduction="sum") / T**2  # KL(p_S || p_T)
+    forward = kd_kl_loss(s, t, T=T, mask=mask, reduction="sum") / T**2  # KL(p_tea || p_stu)
+    reverse = kd_kl_loss(t, s, T=T, mask=mask, reduction="sum") / T**2  # KL(p_stu || p_tea)
     with torch.no_grad():
         kd = {beta: Seq2SeqObjective(teacher=teacher, T=T, beta=beta)(student, batch)["kd"]
               for beta in (0.0, 1.0)}

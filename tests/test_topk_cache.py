@@ -23,7 +23,7 @@ def _case(k, seed=0):
 
 
 def _dense_reference(s, t, indices, T, tail):
-    """p̃_T written out over all V classes, then T²·KL(p̃ ‖ p_S)."""
+    """p̃_tea written out over all V classes, then T²·KL(p̃ ‖ p_stu)."""
     p = F.softmax(t / T, dim=-1)
     keep = torch.zeros_like(p, dtype=torch.bool).scatter(-1, indices, True)
     if tail == "renormalise":
