@@ -23,6 +23,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from kdkit import distributions
 from kdkit.stats import t_interval
@@ -1225,7 +1226,8 @@ def plot_size_speed_accuracy(
     """The trade-off in one picture: score against latency, one bubble per model.
 
     ``points[name] = (latency, score, parameters)``; the bubble's area grows linearly with the
-    parameter count, which its label also prints. Up and to the left is better. The form of
+    parameter count, which the first label of each size also prints. Up and to the left is
+    better. The form of
     the bubble plot in Tunstall et al., *NLP with Transformers*, ch. 8.
     """
     if not points:
@@ -1236,11 +1238,18 @@ def plot_size_speed_accuracy(
     largest = max(n for _, _, n in points.values())
     area = lambda n: 60 + 2400 * n / largest  # noqa: E731  (points², the smallest stays visible)
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    sizes_named: set[int] = set()
     for k, (name, (lat, score, n)) in enumerate(points.items()):
         ax.scatter(lat, score, s=area(n), color=f"C{k}", alpha=0.55, edgecolor="black", lw=0.6)
-        ax.annotate(f"{name}\n{n:,} parameters", (lat, score), xytext=(9, 6),
-                    textcoords="offset points", fontsize=8)
+        label = name if n in sizes_named else f"{name}, {n:,} parameters"
+        sizes_named.add(n)
+        radius = math.sqrt(area(n) / math.pi)  # points
+        ax.annotate(label, (lat, score), xytext=(radius + 4, 0), textcoords="offset points",
+                    fontsize=8, va="center")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     lats = [lat for lat, _, _ in points.values()]
     ax.set_xlim(min(lats) / 3, max(lats) * 6)
     scores = [s for _, s, _ in points.values()]
