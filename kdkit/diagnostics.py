@@ -1,0 +1,225 @@
+"""Runtime checks of a distillation setup: the classic bugs, found before they cost a run.
+
+Two entry points, each returning a list of :class:`Finding` (empty when nothing is wrong):
+
+- :func:`check_distillation_setup` runs a teacher and a student once on a batch and looks at
+  what it can see: a teacher in train mode (dropout noise in its targets), a teacher that gets
+  gradients or sits in the optimizer, a student that cannot learn, the same model twice,
+  headless models that return hidden states instead of logits, vocabularies that differ
+  (T5's 32,100 tokenizer entries vs its 32,128 logits), half-precision logits.
+- :func:`check_kd_loss` probes a KD loss function with inputs whose right answer is known: a
+  soft cross-entropy reported as "KL", swapped arguments, probabilities where log-probabilities
+  belong, a missing ``T²``, ``reduction="mean"`` instead of ``"batchmean"``, and a sequence
+  loss that grows with the sequence length.
+
+Notebook 09 (the pitfalls clinic) breaks each one on purpose and shows these checks catch it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdkit.losses import kd_kl_loss
+
+__all__ = ["Finding", "check_distillation_setup", "check_kd_loss", "report"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # a short stable name, e.g. "teacher-train-mode"
+    message: str  # what is wrong, and how to fix it
+
+
+def report(findings: list[Finding]) -> None:
+    """Print each finding, or that none were found."""
+    if not findings:
+        print("no problems found")
+    for f in findings:
+        print(f"[{f.code}] {f.message}")
+
+
+# ----------------------------------------------------------------------- models and a batch
+
+
+def _forward(model: nn.Module, batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)
+
+
+def _logits(output: Any) -> torch.Tensor | None:
+    """The logits in a model's output, or None for hidden states only (a headless model)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, dict):
+        logits = output.get("logits")
+    return logits
+
+
+def _parameter_findings(teacher: nn.Module, student: nn.Module, optimizer) -> list[Finding]:
+    found = []
+    t_params = {id(p) for p in teacher.parameters()}
+    if teacher is student or t_params & {id(p) for p in student.parameters()}:
+        found.append(Finding("same-model", "the teacher and the student share parameters: "
+                             "training the student moves the teacher. Build the student as its "
+                             "own model (e.g. copy.deepcopy or a smaller config)."))
+    if any(p.requires_grad for p in teacher.parameters()):
+        found.append(Finding("teacher-requires-grad", "the teacher's parameters require "
+                             "gradients: a loss can backpropagate into it and autograd keeps its "
+                             "activations. Call teacher.requires_grad_(False) and run it under "
+                             "torch.no_grad()."))
+    if not any(p.requires_grad for p in student.parameters()):
+        found.append(Finding("student-frozen", "no student parameter requires gradients: "
+                             "distillation trains the student's weights. Call "
+                             "student.requires_grad_(True)."))
+    if optimizer is not None:
+        in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        if in_opt & t_params and teacher is not student:
+            found.append(Finding("optimizer-has-teacher", "the optimizer holds teacher "
+                                 "parameters: build it from student.parameters() only."))
+    return found
+
+
+def _mode_findings(teacher: nn.Module, batch: Any) -> list[Finding]:
+    if not teacher.training:
+        return []
+    with torch.no_grad():
+        first, second = _logits(_forward(teacher, batch)), _logits(_forward(teacher, batch))
+    noisy = first is not None and not torch.equal(first, second)
+    effect = ("its outputs differ between two calls on the same batch (dropout noise in the "
+              "targets)" if noisy else "dropout and batch-norm layers act as in training")
+    return [Finding("teacher-train-mode", f"the teacher is in train mode: {effect}. Call "
+                    "teacher.eval() before distilling.")]
+
+
+def _output_findings(t_logits, s_logits) -> list[Finding]:
+    found = []
+    for who, z in (("teacher", t_logits), ("student", s_logits)):
+        if z is None:
+            found.append(Finding("no-logits", f"the {who} returns hidden states, not logits "
+                                 "(a headless model such as BertModel). Distil a model with an "
+                                 "output head, e.g. ...ForSequenceClassification."))
+    if t_logits is None or s_logits is None:
+        return found
+    if t_logits.shape[-1] != s_logits.shape[-1]:
+        found.append(Finding("vocab-mismatch", f"teacher and student score different numbers "
+                             f"of classes/tokens: {t_logits.shape[-1]} vs {s_logits.shape[-1]}. "
+                             "T5's tokenizer has 32,100 entries but its logits 32,128: use "
+                             "models that share a vocabulary, or slice both to the tokenizer's "
+                             "size."))
+    elif t_logits.shape != s_logits.shape:
+        found.append(Finding("shape-mismatch", f"teacher logits {tuple(t_logits.shape)} vs "
+                             f"student logits {tuple(s_logits.shape)}: give both the same batch "
+                             "(and the same decoder inputs)."))
+    if any(z.dtype in (torch.float16, torch.bfloat16) for z in (t_logits, s_logits)):
+        found.append(Finding("half-precision-logits", "the logits are float16/bfloat16: a "
+                             "softmax over them loses the small probabilities KD is about. "
+                             "Upcast to float32 before the loss (kdkit.losses does)."))
+    return found
+
+
+def check_distillation_setup(
+    teacher: nn.Module, student: nn.Module, batch: Any, *, optimizer=None
+) -> list[Finding]:
+    """Run ``teacher`` and ``student`` once on ``batch`` and report what is misconfigured.
+
+    ``batch``: a tensor (``model(batch)``), a tuple (``model(*batch)``) or a dict
+    (``model(**batch)``); outputs may be logits or carry ``.logits``. Runs under
+    ``torch.no_grad()``, changes no mode or weight, and leaves torch's CPU RNG as it found it.
+    """
+    found = _parameter_findings(teacher, student, optimizer)
+    with torch.random.fork_rng(devices=[]):  # dropout draws leave the caller's RNG as it was
+        found += _mode_findings(teacher, batch)
+        with torch.no_grad():
+            t_logits = _logits(_forward(teacher, batch))
+            s_logits = _logits(_forward(student, batch))
+    return found + _output_findings(t_logits, s_logits)
+
+
+# ------------------------------------------------------------------------------ a loss
+
+
+def _close(a: float, b: float, rel: float = 1e-3) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-7)
+
+
+def _value_findings(value: float, s, t, T: float) -> list[Finding]:
+    """Compare ``loss_fn(s, t, T)`` with T²·KL(p_tea ‖ p_stu) and the usual wrong variants."""
+    right = float(kd_kl_loss(s, t, T=T))  # T² · KL, mean over rows = F.kl_div "batchmean"
+    if _close(value, right):
+        return []
+    V = s.shape[-1]
+    variants = {
+        "swapped-arguments": (float(kd_kl_loss(t, s, T=T)), "it computes KL(p_stu ‖ p_tea): "
+                              "the arguments are swapped. F.kl_div(input, target) wants the "
+                              "student's log-probabilities first, the teacher's second."),
+        "missing-T2": (right / T**2, "it lacks the T² factor: the soft term's gradients shrink "
+                       "as 1/T² and α no longer means what it says. Multiply by T²."),
+        "mean-not-batchmean": (right / V, f"it divides by B·V instead of B (F.kl_div's "
+                               f"reduction='mean'): the loss is {V}× too small. Use "
+                               "reduction='batchmean'."),
+        "mean-not-batchmean-and-missing-T2": (right / V / T**2, "it divides by B·V instead of B "
+                                              "and lacks T²: use reduction='batchmean' and "
+                                              "multiply by T²."),
+    }
+    for code, (expected, message) in variants.items():
+        if _close(value, expected):
+            return [Finding(code, message)]
+    return [Finding("unexpected-value", f"it gives {value:.6g} where T²·KL(p_tea ‖ p_stu), "
+                    f"averaged over rows, is {right:.6g} ({value / right:.4g}×).")]
+
+
+def _sequence_findings(loss_fn: Callable, T: float, gen: torch.Generator) -> list[Finding]:
+    B, L, V = 2, 6, 10
+    s, t = torch.randn(B, L, V, generator=gen) * 2, torch.randn(B, L, V, generator=gen) * 2
+    try:
+        value = float(loss_fn(s, t, T))
+    except Exception:  # a classifier-only loss: nothing to say about sequences
+        return []
+    per_token = float(kd_kl_loss(s, t, T=T))  # mean over the B·L positions
+    if _close(value, per_token * L):
+        return [Finding("scales-with-length", f"on (B, L, V) logits it sums over the L "
+                        f"positions and divides by B only (transformers' 3-D 'batchmean'): "
+                        f"the loss grows with the sequence length ({L}× here). Average over "
+                        "the counted token positions.")]
+    return []
+
+
+def check_kd_loss(loss_fn: Callable[..., torch.Tensor], *, T: float = 4.0) -> list[Finding]:
+    """Probe ``loss_fn(student_logits, teacher_logits, T)`` on inputs with known answers.
+
+    The reference is kdkit's ``T² · KL(p_tea ‖ p_stu)`` averaged over positions (Hinton et al.
+    2015). Reports a value that is not 0 for a student equal to its teacher (soft
+    cross-entropy called KL), a negative value (probabilities given where log-probabilities
+    belong), swapped arguments, a missing T², ``"mean"`` instead of ``"batchmean"``, and a
+    sequence loss that grows with the length. Uses its own RNG.
+    """
+    gen = torch.Generator().manual_seed(0)
+    # a peaked teacher and a flat student: forward and reverse KL differ clearly even at high T
+    s, t = torch.randn(8, 10, generator=gen), torch.randn(8, 10, generator=gen) * 4 * T
+    found = []
+    same = float(loss_fn(t, t, T))
+    if abs(same) > 1e-5:
+        entropy = float(-(torch.softmax(t / T, -1) * torch.log_softmax(t / T, -1)).sum(-1).mean())
+        what = ("soft cross-entropy (KL plus the teacher's entropy)"
+                if any(_close(same, k * entropy) for k in (1.0, T**2)) else "not a divergence")
+        found.append(Finding("not-zero-at-equal", f"it gives {same:.4g}, not 0, when the student "
+                             f"equals the teacher: it is {what}. Same gradient as KL if it is "
+                             "soft CE, but do not report it as KL; subtract H(p_tea)."))
+    value = float(loss_fn(s, t, T))
+    if value < -1e-6:
+        found.append(Finding("negative-divergence", f"it is negative ({value:.4g}): F.kl_div "
+                             "expects log-probabilities as its first argument (log_softmax), and "
+                             "probabilities as its second unless log_target=True."))
+    elif not found:
+        found += _value_findings(value, s, t, T)
+    return found + _sequence_findings(loss_fn, T, gen)
