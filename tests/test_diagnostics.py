@@ -3,6 +3,8 @@ correct setup and a correct loss report nothing."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -238,3 +240,49 @@ def test_the_course_setups_report_nothing():
     batch = {"input_ids": torch.randint(2, 40, (2, 5)), "labels": torch.randint(2, 40, (2, 4))}
     opt = torch.optim.AdamW(t5_student.parameters())
     assert check_distillation_setup(t5_teacher, t5_student, batch, optimizer=opt) == []
+
+
+def test_probabilities_for_log_probabilities_give_one_finding():
+    def probabilities(s, t, T):
+        return T**2 * F.kl_div(torch.softmax(s / T, -1), torch.softmax(t / T, -1),
+                               reduction="batchmean")
+
+    (finding,) = check_kd_loss(probabilities)
+    assert finding.code == "negative-divergence"
+
+
+def test_a_student_slightly_better_than_its_teacher_is_not_called_swapped():
+    teacher, _, X, y = _trained_pair()
+    as_good = copy.deepcopy(teacher).requires_grad_(True)
+    assert check_distillation_setup(teacher, as_good, X, labels=y) == []
+    with torch.no_grad():
+        labels = teacher(X).argmax(-1)
+    labels[:20] = (labels[:20] + 1) % 3  # the teacher now misses 20 of 256 (8 points)
+    perfect = PerfectOn(labels)
+    assert check_distillation_setup(teacher, perfect, X, labels=labels) == []
+
+
+class PerfectOn(nn.Module):
+    """A 'student' that is always right on the given labels."""
+
+    def __init__(self, labels):
+        super().__init__()
+        self.labels = labels
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return F.one_hot(self.labels, 3).float() * self.scale
+
+
+def test_the_clinic_plots_return_figures():
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from kdkit import plotting
+
+    assert isinstance(plotting.plot_broken_vs_fixed([-1.0, -2.0], [3.0, 1.0]), Figure)
+    fig = plotting.plot_loss_vs_length([4, 8], {"sum": [1.0, 2.0], "mean": [1.0, 1.0]})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["4", "8"]
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
