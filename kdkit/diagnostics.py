@@ -101,8 +101,11 @@ def _mode_findings(teacher: nn.Module, batch: Any) -> list[Finding]:
     if not teacher.training:
         return []
     with torch.no_grad():
-        first, second = _logits(_forward(teacher, batch)), _logits(_forward(teacher, batch))
-    noisy = first is not None and not torch.equal(first, second)
+        first, second = _forward(teacher, batch), _forward(teacher, batch)
+    # logits, or a headless model's hidden states
+    first, second = (_logits(o) if _logits(o) is not None else getattr(o, "last_hidden_state", None)
+                     for o in (first, second))
+    noisy = isinstance(first, torch.Tensor) and not torch.equal(first, second)
     if not noisy and not any(isinstance(m, _TRAINING_LAYERS) for m in teacher.modules()):
         return []  # nothing in it behaves differently in train mode (e.g. cached logits)
     effect = ("its outputs differ between two calls on the same batch (dropout noise in the "

@@ -104,6 +104,9 @@ def test_a_headless_transformer_is_caught_and_dict_batches_work():
     with_head = transformers.BertForSequenceClassification(config)
     batch = {"input_ids": torch.randint(0, 50, (2, 7))}
     assert _codes(check_distillation_setup(headless, with_head, batch)) == ["no-logits"]
+    (noisy, _) = check_distillation_setup(headless.train(), with_head, batch)
+    assert noisy.code == "teacher-train-mode" and "differ between two calls" in noisy.message
+    headless.eval()
     classifier_teacher = transformers.BertForSequenceClassification(config).eval()
     classifier_teacher.requires_grad_(False)
     assert check_distillation_setup(classifier_teacher, with_head, batch) == []
