@@ -1258,3 +1258,49 @@ def plot_size_speed_accuracy(
     ax.set(xlabel=latency_label, ylabel=score_label, title=title)
     ax.grid(alpha=0.3)
     return fig
+
+
+# ---- the pitfalls clinic
+
+
+def plot_broken_vs_fixed(
+    broken_losses: Sequence[float],
+    fixed_losses: Sequence[float],
+    *,
+    broken_label: str = "as written",
+    fixed_label: str = "fixed",
+) -> Figure:
+    """The training loss of a broken and a fixed distillation run, side by side (notebook 09).
+
+    Left: the broken run's loss per step with the zero line (a divergence never goes below
+    it). Right: the fixed run's loss per step.
+    """
+    fig, (ax_b, ax_f) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    ax_b.plot(np.arange(1, len(broken_losses) + 1), _np(broken_losses), color="C3")
+    ax_b.axhline(0.0, color="k", lw=0.8, ls="--")
+    ax_b.set(xlabel="step", ylabel="reported loss", title=broken_label)
+    ax_f.plot(np.arange(1, len(fixed_losses) + 1), _np(fixed_losses), color="C2")
+    ax_f.axhline(0.0, color="k", lw=0.8, ls="--")
+    ax_f.set(xlabel="step", ylabel="reported loss", title=fixed_label)
+    for ax in (ax_b, ax_f):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_loss_vs_length(lengths: Sequence[int], values: dict[str, Sequence[float]]) -> Figure:
+    """KD loss values against the sequence length, one line per way of reducing (notebook 09).
+
+    ``values[name][i]`` is the loss at ``lengths[i]``, for sequences whose per-token
+    divergence is the same at every length: a per-token mean stays flat, a sum does not.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
+    for k, (name, ys) in enumerate(values.items()):
+        ax.plot(_np(lengths), _np(ys), marker="o", color=f"C{k}", label=name)
+    ax.set(xlabel="sequence length L (tokens)", ylabel="loss", yscale="log",
+           title="the same per-token divergence at every length")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(lengths), [str(n) for n in lengths])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    return fig
