@@ -959,6 +959,56 @@ def plot_class_bias_correction(
     return fig
 
 
+def plot_train_val_curves(
+    panels: dict[str, dict[str, Sequence[dict]]],
+    *,
+    quantities: Sequence[str] = ("error", "loss"),
+    title: str | None = None,
+) -> Figure:
+    """Training and validation curves of classifier students, mean over seeds.
+
+    ``panels[panel][student]`` holds one history per seed from
+    :func:`kdkit.train.train_classifier` or :func:`kdkit.train.distill_classifier` run with
+    ``val=``. One column per panel, one row per quantity: ``"error"`` (%, linear scale, the
+    first steps cut off) or ``"loss"`` (cross-entropy, log scale). Each student is one colour:
+    validation solid, training (its labelled fit rows) dashed; the space between them is the
+    train–validation gap.
+    """
+    if not panels or not all(panels.values()):
+        raise ValueError("panels is empty: give {panel: {student: [history per seed]}}.")
+    bad = [q for q in quantities if q not in ("error", "loss")]
+    if bad or not quantities:
+        raise ValueError(f"quantities are 'error' and/or 'loss', got {list(quantities)}.")
+    fig, axes = plt.subplots(len(quantities), len(panels), squeeze=False, layout="constrained",
+                             figsize=(4.6 * len(panels), 3.3 * len(quantities)))
+    for col, (panel, students) in enumerate(panels.items()):
+        for row, quantity in enumerate(quantities):
+            ax, scale = axes[row, col], 100 if quantity == "error" else 1
+            finals = []
+            for k, (name, runs) in enumerate(students.items()):
+                if not runs or not all(run.get("step") for run in runs):
+                    raise ValueError(f"{name!r}: every history needs learning curves (val=).")
+                steps = _np(runs[0]["step"])
+                for split, style in (("val", "-"), ("train", "--")):
+                    mean = scale * np.mean([_np(r[f"{split}_{quantity}"]) for r in runs], 0)
+                    label = f"{name}: {'validation' if split == 'val' else 'training'}"
+                    ax.plot(steps, mean, style, color=f"C{k}", lw=1.6, label=label)
+                    finals.append(mean[-1])
+            if quantity == "error":
+                ax.set_ylim(0, max(5.0, 2.5 * max(finals)))
+                ax.set_ylabel("error (%)")
+            else:
+                ax.set_yscale("log")
+                ax.set_ylabel("cross-entropy (nats)")
+            ax.set_xlabel("optimiser step")
+            ax.set_title(panel, fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[0, col].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
 # ----------------------------------------------------- encoder-decoder pictures (T5, notebook 06)
 
 

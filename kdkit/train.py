@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
+from kdkit.config import SCHEDULES
 from kdkit.data.digits import jitter_images
 from kdkit.data.tickets import EncodedText
 from kdkit.features import (
@@ -72,6 +73,69 @@ def _epoch_batches(X: torch.Tensor, batch_size: int, jitter: int):
         yield idx, Xe[idx]
 
 
+ValSet = tuple[torch.Tensor, torch.Tensor]  # (X_val (M, F), y_val (M,))
+
+
+def _check_curve_options(val: ValSet | None, eval_every: int, lr_schedule: str) -> None:
+    if val is not None:
+        if not (isinstance(val, tuple) and len(val) == 2):
+            raise ValueError("val must be a pair (X_val, y_val).")
+        _check_data(*val)
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be a number of epochs >= 1, got {eval_every}.")
+    if lr_schedule not in SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}.")
+
+
+def _optimizer(
+    params, N: int, *, lr: float, weight_decay: float, lr_schedule: str, num_epochs: int,
+    batch_size: int,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR | None]:
+    """AdamW, and the learning-rate schedule over all ``num_epochs · ⌈N / batch_size⌉`` steps
+    (``None`` for ``"constant"``: the rate is never touched)."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if lr_schedule == "constant":
+        return opt, None
+    total = num_epochs * math.ceil(N / batch_size)
+    return opt, warmup_decay_scheduler(opt, warmup_steps=0, total_steps=total,
+                                       schedule=lr_schedule)
+
+
+def _error_and_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Error rate (0–1) and mean cross-entropy of ``model`` on ``(X, y)``; NaN for no rows."""
+    if X.shape[0] == 0:
+        return math.nan, math.nan
+    logits = predict_logits(model, X)  # (N, C), eval mode, no gradient
+    return (logits.argmax(-1) != y).float().mean().item(), F.cross_entropy(logits, y).item()
+
+
+def _record_curves(
+    history: dict[str, list[float]], model: nn.Module, step: int, train_set: ValSet,
+    val: ValSet,
+) -> None:
+    """One learning-curve point at optimiser step ``step``: error and cross-entropy on the
+    labelled training rows (clean inputs, not jittered) and on ``val``, in eval mode. Reads no
+    random numbers and leaves the model's weights and the optimiser alone: training goes on
+    exactly as without it."""
+    history["step"].append(step)
+    for split, (X, y) in (("train", train_set), ("val", val)):
+        error, loss = _error_and_loss(model, X, y)
+        history[f"{split}_error"].append(error)
+        history[f"{split}_loss"].append(loss)
+
+
+def _new_history(val: ValSet | None) -> dict[str, list[float]]:
+    keys = ["loss"]
+    if val is not None:
+        keys += ["step", "train_error", "train_loss", "val_error", "val_loss"]
+    return {key: [] for key in keys}
+
+
+def _curve_due(epoch: int, num_epochs: int, eval_every: int) -> bool:
+    """Record after every ``eval_every``-th epoch (1-based) and after the last one."""
+    return epoch % eval_every == 0 or epoch == num_epochs
+
+
 def train_classifier(
     model: nn.Module,
     X: torch.Tensor,
@@ -82,18 +146,29 @@ def train_classifier(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     jitter: int = 0,
+    lr_schedule: str = "constant",
+    val: ValSet | None = None,
+    eval_every: int = 1,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, list[float]]:
-    """Train with cross-entropy on hard labels (Adam). Shapes: X ``(N, F)``, y ``(N,)``.
+    """Train with cross-entropy on hard labels (AdamW). Shapes: X ``(N, F)``, y ``(N,)``.
 
     ``jitter``: shift flattened 8×8 images by up to this many pixels each epoch.
-    Returns ``{"loss": [mean training loss per epoch]}``.
+    ``lr_schedule``: ``"constant"``, or ``"linear"``/``"cosine"`` decay to 0 over the run
+    (:func:`kdkit.schedules.warmup_decay_factor`, no warm-up).
+    Returns ``{"loss": [mean training loss per epoch]}``. With ``val=(X_val, y_val)`` also
+    learning curves (see :func:`distill_classifier`); recording them changes no weight.
     """
     _check_data(X, y)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: dict[str, list[float]] = {"loss": []}
-    for _ in trange(num_epochs, desc=desc, disable=not progress):
+    _check_curve_options(val, eval_every, lr_schedule)
+    opt, sched = _optimizer(model.parameters(), X.shape[0], lr=lr, weight_decay=weight_decay,
+                            lr_schedule=lr_schedule, num_epochs=num_epochs, batch_size=batch_size)
+    history, step = _new_history(val), 0
+    fit_set = (X[y != NO_LABEL], y[y != NO_LABEL])
+    if val is not None:
+        _record_curves(history, model, step, fit_set, val)
+    for epoch in trange(1, num_epochs + 1, desc=desc, disable=not progress):
         model.train()
         total = 0.0
         for idx, xb in _epoch_batches(X, batch_size, jitter):
@@ -101,8 +176,13 @@ def train_classifier(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
             total += loss.item() * len(idx)
         history["loss"].append(total / X.shape[0])
+        if val is not None and _curve_due(epoch, num_epochs, eval_every):
+            _record_curves(history, model, step, fit_set, val)
     model.eval()
     return history
 
@@ -120,28 +200,42 @@ def distill_classifier(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     jitter: int = 0,
+    lr_schedule: str = "constant",
+    val: ValSet | None = None,
+    eval_every: int = 1,
     progress: bool = True,
     desc: str = "distill",
 ) -> dict[str, list[float]]:
-    """Train ``student`` on ``(1 − alpha)·CE(labels) + alpha·T²·KL(teacher ‖ student)``.
+    """Train ``student`` on ``(1 − alpha)·CE(labels) + alpha·T²·KL(p_tea ‖ p_stu)``.
 
     Shapes: X ``(N, F)``, y ``(N,)`` or None. Labels equal to :data:`NO_LABEL` (or ``y=None``,
     which requires ``alpha=1``) mark transfer examples: only the teacher's soft targets train
     on them. Each term is a mean over its own rows: CE over the labelled rows of a batch, KL
     over all of them. The teacher runs in ``eval()`` under ``torch.no_grad()`` on the same
-    (jittered) inputs as the student. Returns ``{"loss": [...]}`` per epoch.
+    (jittered) inputs as the student. ``lr_schedule`` as in :func:`train_classifier`.
+    Returns ``{"loss": [...]}`` per epoch. With ``val=(X_val, y_val)``, learning curves too:
+    at optimiser step 0 and after every ``eval_every``-th epoch (and the last), ``"step"``,
+    ``"train_error"``/``"train_loss"`` (error rate 0–1 and cross-entropy on the *labelled*
+    rows of ``X``, clean inputs, eval mode; NaN if none is labelled) and
+    ``"val_error"``/``"val_loss"``. Recording them draws no random number and changes no
+    weight: the student ends bitwise as it would without ``val``.
     """
     _check_data(X, y)
     T = check_temperature(T)
     alpha = check_unit_interval("alpha", alpha)
+    _check_curve_options(val, eval_every, lr_schedule)
     if y is None:
         if alpha != 1.0:
             raise ValueError(f"y=None (no labels) needs alpha=1 (pure distillation), got {alpha}.")
         y = torch.full((X.shape[0],), NO_LABEL, dtype=torch.long)
     teacher.eval()
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
-    history: dict[str, list[float]] = {"loss": []}
-    for _ in trange(num_epochs, desc=desc, disable=not progress):
+    opt, sched = _optimizer(student.parameters(), X.shape[0], lr=lr, weight_decay=weight_decay,
+                            lr_schedule=lr_schedule, num_epochs=num_epochs, batch_size=batch_size)
+    history, step = _new_history(val), 0
+    fit_set = (X[y != NO_LABEL], y[y != NO_LABEL])  # what "train error" is measured on
+    if val is not None:
+        _record_curves(history, student, step, fit_set, val)
+    for epoch in trange(1, num_epochs + 1, desc=desc, disable=not progress):
         student.train()
         total = 0.0
         for idx, xb in _epoch_batches(X, batch_size, jitter):
@@ -156,8 +250,13 @@ def distill_classifier(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
             total += loss.item() * len(idx)
         history["loss"].append(total / X.shape[0])
+        if val is not None and _curve_due(epoch, num_epochs, eval_every):
+            _record_curves(history, student, step, fit_set, val)
     student.eval()
     return history
 
@@ -335,7 +434,7 @@ def distill_text_classifier(
 ) -> dict[str, list[float]]:
     """Train ``student`` on a weighted sum of response, hidden-state and attention losses:
 
-    ``(1 − alpha)·CE + alpha·T²·KL(p_T ‖ p_S) + hidden_weight·hidden_loss
+    ``(1 − alpha)·CE + alpha·T²·KL(p_tea ‖ p_stu) + hidden_weight·hidden_loss
     + attention_weight·mapped_attention_loss``.
 
     ``alpha=0`` with both weights 0 is plain cross-entropy training (the teacher is not run).

@@ -421,6 +421,39 @@ def test_class_bias_correction_plot_shows_each_seed():
         plotting.plot_class_bias_correction(biases, val, [1.0], [0.3], [0.8])
 
 
+def _curves(val_error, train_error, val_loss, train_loss):
+    return {"step": [0, 10, 20], "val_error": val_error, "train_error": train_error,
+            "val_loss": val_loss, "train_loss": train_loss, "loss": [1.0, 0.5]}
+
+
+def test_train_val_curves_plot_draws_the_seed_mean_of_each_split():
+    ce = [_curves([0.9, 0.2, 0.1], [0.9, 0.1, 0.0], [2.0, 0.5, 0.6], [2.0, 0.3, 0.1]),
+          _curves([0.9, 0.4, 0.3], [0.9, 0.1, 0.0], [2.0, 0.7, 0.8], [2.0, 0.3, 0.1])]
+    kd = [_curves([0.9, 0.2, 0.1], [0.9, 0.2, 0.1], [2.0, 0.5, 0.4], [2.0, 0.4, 0.3])]
+    fig = plotting.plot_train_val_curves({"regime": {"CE": ce, "KD": kd}, "other": {"KD": kd}},
+                                         title="t")
+    assert len(fig.axes) == 4  # rows: error, loss; columns: the two panels
+    error_ax, loss_ax = fig.axes[0], fig.axes[2]
+    ce_val, ce_train, kd_val, kd_train = error_ax.lines
+    np.testing.assert_allclose(ce_val.get_xdata(), [0, 10, 20])
+    np.testing.assert_allclose(ce_val.get_ydata(), [90, 30, 20])  # mean of two seeds, in %
+    np.testing.assert_allclose(ce_train.get_ydata(), [90, 10, 0])
+    np.testing.assert_allclose(kd_train.get_ydata(), [90, 20, 10])
+    assert ce_val.get_linestyle() == "-" and ce_train.get_linestyle() == "--"
+    assert ce_val.get_color() == ce_train.get_color() != kd_val.get_color()
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [2.0, 0.6, 0.7])
+    assert loss_ax.get_yscale() == "log" and error_ax.get_ylim() == (0, 50)  # 2.5 × the top final
+    assert error_ax.get_legend() is not None and loss_ax.get_legend() is None
+    only_loss = plotting.plot_train_val_curves({"r": {"KD": kd}}, quantities=("loss",))
+    assert len(only_loss.axes) == 1
+    with pytest.raises(ValueError, match="learning curves"):
+        plotting.plot_train_val_curves({"r": {"CE": [{"loss": [1.0]}]}})
+    with pytest.raises(ValueError, match="quantities"):
+        plotting.plot_train_val_curves({"r": {"KD": kd}}, quantities=("accuracy",))
+    with pytest.raises(ValueError, match="empty"):
+        plotting.plot_train_val_curves({})
+
+
 def test_size_speed_accuracy_plot_places_each_model_and_sizes_bubbles_by_parameters():
     points = {"teacher": (70.0, 99.0, 150_000), "student": (0.08, 96.5, 3_500)}
     fig = plotting.plot_size_speed_accuracy(points)

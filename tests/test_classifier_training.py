@@ -280,6 +280,122 @@ def test_bad_shapes_raise(digits, small_teacher):
         evaluate(net, X, y[:10])
 
 
+# ----------------------------------------------- learning curves and schedules (notebook 04)
+
+
+def _runs_with_and_without_val(run):
+    """``run(val)`` twice from the same seed, without and with a validation set: the models,
+    histories and the global RNG state each run leaves behind."""
+    out = []
+    for val in (None, "val"):
+        kdkit.set_seed(3)
+        model, history = run(val)
+        out.append((model, history, torch.get_rng_state()))
+    return out
+
+
+def test_learning_curves_change_no_weight_of_training(digits, small_teacher):
+    X, y = _small(digits, 192)
+    val = (digits.X_test[:100], digits.y_test[:100])
+    y_partial = y.clone()
+    y_partial[::3] = -100  # transfer rows: the KD term only
+    options = dict(num_epochs=3, batch_size=32, jitter=1, lr_schedule="cosine", progress=False)
+
+    def trained(val_or_none):  # dropout and jitter: the run draws random numbers all along
+        net = mlp(64, (16,), 10, dropout=0.3)
+        return net, train_classifier(net, X, y, val=val_or_none and val, **options)
+
+    def distilled(val_or_none):
+        net = mlp(64, (16,), 10, dropout=0.3)
+        return net, distill_classifier(net, small_teacher, X, y_partial, T=2.0, alpha=0.5,
+                                       val=val_or_none and val, **options)
+
+    for run in (trained, distilled):
+        (plain, hist_plain, rng_plain), (curved, hist_curved, rng_curved) = (
+            _runs_with_and_without_val(run))
+        assert _states_equal(plain, curved)  # bit for bit
+        assert hist_plain["loss"] == hist_curved["loss"]
+        assert torch.equal(rng_plain, rng_curved)  # the evaluation drew no random number
+        assert set(hist_plain) == {"loss"}
+        assert len(hist_curved["val_error"]) == 4  # step 0, then after each epoch
+
+
+def test_learning_curve_points_are_the_models_errors_at_those_steps(digits, small_teacher):
+    X, y = _small(digits, 200)
+    y_partial = y.clone()
+    y_partial[50:] = -100  # only the first 50 rows are labelled
+    val = (digits.X_test[:150], digits.y_test[:150])
+    kdkit.set_seed(0)
+    net = mlp(64, (16,), 10)
+    start = evaluate(net, *val)
+    history = distill_classifier(net, small_teacher, X, y_partial, T=2.0, alpha=0.5,
+                                 num_epochs=7, batch_size=64, val=val, eval_every=3,
+                                 progress=False)
+    assert history["step"] == [0, 12, 24, 28]  # 4 batches per epoch: epochs 0, 3, 6, 7 (last)
+    assert history["val_error"][0] == pytest.approx(1 - start["accuracy"])
+    assert history["val_loss"][0] == pytest.approx(start["loss"])
+    end_val, end_fit = evaluate(net, *val), evaluate(net, X[:50], y[:50])  # labelled rows only
+    assert history["val_error"][-1] == pytest.approx(1 - end_val["accuracy"])
+    assert history["val_loss"][-1] == pytest.approx(end_val["loss"])
+    assert history["train_error"][-1] == pytest.approx(1 - end_fit["accuracy"])
+    assert history["train_loss"][-1] == pytest.approx(end_fit["loss"])
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    unlabelled = distill_classifier(mlp(64, (8,), 10), small_teacher, X, None, alpha=1.0,
+                                    num_epochs=1, val=val, progress=False)
+    assert np.isnan(unlabelled["train_error"]).all() and not np.isnan(unlabelled["val_error"]).any()
+
+
+def _reference_linear_decay(net, X, y, *, num_epochs, batch_size, lr):
+    """train_classifier's loop written out with torch's own pieces: AdamW and a LambdaLR whose
+    rate falls linearly from lr to 0 over all steps."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    total = num_epochs * -(-len(X) // batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / total)
+    for _ in range(num_epochs):
+        net.train()
+        order = torch.randperm(len(X))
+        for start in range(0, len(X), batch_size):
+            idx = order[start : start + batch_size]
+            loss = torch.nn.functional.cross_entropy(net(X[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return sched.get_last_lr()[0]
+
+
+def test_linear_lr_schedule_matches_a_hand_written_decay(digits):
+    X, y = _small(digits, 100)
+    kdkit.set_seed(4)
+    init = mlp(64, (16,), 10)
+    runs = {}
+    for schedule in ("linear", "constant", "reference"):
+        net = copy.deepcopy(init)
+        kdkit.set_seed(5)
+        if schedule == "reference":
+            last_lr = _reference_linear_decay(net, X, y, num_epochs=3, batch_size=32, lr=0.01)
+        else:
+            train_classifier(net, X, y, num_epochs=3, batch_size=32, lr=0.01,
+                             lr_schedule=schedule, progress=False)
+        runs[schedule] = net
+    assert last_lr == 0.0  # the reference decays all the way
+    assert _states_equal(runs["linear"], runs["reference"])
+    assert not _states_equal(runs["linear"], runs["constant"])
+
+
+def test_curve_and_schedule_options_are_checked(digits, small_teacher):
+    X, y = _small(digits, 32)
+    net = mlp(64, (8,), 10)
+    with pytest.raises(ValueError, match="eval_every"):
+        train_classifier(net, X, y, num_epochs=1, val=(X, y), eval_every=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        distill_classifier(net, small_teacher, X, y, num_epochs=1, lr_schedule="step")
+    with pytest.raises(ValueError, match="val must be a pair"):
+        train_classifier(net, X, y, num_epochs=1, val=X)
+    with pytest.raises(ValueError, match="y must have shape"):
+        train_classifier(net, X, y, num_epochs=1, val=(X, y[:5]))
+
+
 # -------------------------------------------------------------------- plotting (nb 01)
 
 
