@@ -10,6 +10,7 @@ Nothing here writes files or calls ``plt.show()``; the caller decides (notebooks
 - attention maps
 - calibration and class bias
 - encoder-decoder pictures (T5)
+- the teacher–student family: student error against teacher size (notebook 08)
 """
 
 from __future__ import annotations
