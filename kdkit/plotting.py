@@ -10,6 +10,7 @@ Nothing here writes files or calls ``plt.show()``; the caller decides (notebooks
 - attention maps
 - calibration and class bias
 - encoder-decoder pictures (T5)
+- the teacher–student family: student error against teacher size (notebook 08)
 """
 
 from __future__ import annotations
@@ -1353,4 +1354,46 @@ def plot_loss_vs_length(lengths: Sequence[int], values: dict[str, Sequence[float
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+# ---- the teacher–student family (notebook 08)
+
+
+def plot_teacher_sizes(
+    teachers: dict,
+    baseline: Sequence[float],
+    *,
+    baseline_label: str = "student alone (CE)",
+    confidence: float = 0.95,
+    title: str | None = None,
+) -> Figure:
+    """Does a bigger teacher make a better student? Test error against teacher size.
+
+    ``teachers[name] = (parameters, teacher_error, student_errors)``: the teacher's size and test
+    error, and the per-seed test errors ``(n_seeds,)`` of the students it taught. Squares: the
+    teachers; diamonds: the students' mean with its Student-t interval; the band: ``baseline``
+    (per-seed errors of the same students trained without a teacher), mean ± interval.
+    """
+    if not teachers:
+        raise ValueError("teachers is empty: give {name: (parameters, error, student_errors)}.")
+    if any(p <= 0 for p, _, _ in teachers.values()):
+        raise ValueError("teacher parameter counts must be positive (log axis).")
+    fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
+    mean, half = t_interval(_np(baseline).ravel(), confidence)
+    ax.axhspan(mean - half, mean + half, color="0.85", label=f"{baseline_label}: {mean:.2f}")
+    ax.axhline(mean, color="0.5", lw=1)
+    for k, (name, (params, t_err, s_errs)) in enumerate(teachers.items()):
+        s_mean, s_half = t_interval(_np(s_errs).ravel(), confidence)
+        ax.plot(params, t_err, "s", color=f"C{k}", ms=7, alpha=0.6)
+        ax.errorbar(params, s_mean, yerr=s_half, fmt="D", color=f"C{k}", ms=7, capsize=4,
+                    label=f"{name}: teacher {t_err:.2f} → student {s_mean:.2f}")
+        ax.plot([params, params], [t_err, s_mean], ":", color=f"C{k}", lw=1)
+    ax.set_xscale("log")
+    ax.set(xlabel="teacher parameters (log scale)", ylabel="test error (%)",
+           title=(title + "\n" if title else "")
+           + f"squares: teachers · diamonds: their students, mean ± {100 * confidence:g}% t "
+           "interval")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
     return fig
