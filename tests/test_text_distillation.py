@@ -12,6 +12,7 @@ from collections import defaultdict
 import pytest
 import torch
 from figure_readers import seed_rows
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import kdkit
 from kdkit.data.tickets import (
@@ -371,7 +372,8 @@ def test_distillation_runs_each_variant_and_is_bitwise_deterministic(tokenizer, 
         assert torch.equal(a, b)
     for a, b in zip(hidden.parameters(), hidden_again.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert set(history) == {"loss", "ce", "kd", "hidden", "attention", "val_accuracy"}
+    assert set(history) == {"loss", "ce", "kd", "hidden", "attention", "grad_norm",
+                            "val_accuracy", "val_loss"}
     assert all(len(v) == 1 for v in history.values())
     weights = VARIANTS[variant]
     assert (history["hidden"][0] > 0) == (weights.get("hidden_weight", 0) > 0)
@@ -395,7 +397,8 @@ def test_distillation_from_teacher_init_and_training_helpers(tokenizer, data):
     history = train_text_classifier(
         model, data, num_epochs=20, lr=1e-2, batch_size=32, progress=False
     )
-    assert len(history["loss"]) == 20 and history["val_accuracy"] == []
+    assert len(history["loss"]) == len(history["grad_norm"]) == 20
+    assert history["val_accuracy"] == history["val_loss"] == []
     assert history["loss"][-1] < 0.6 * history["loss"][0]  # training lowers the loss
     result = evaluate_text(model, data)
     accuracy, loss = _accuracy_and_loss(model, data)
@@ -415,6 +418,74 @@ def _accuracy_and_loss(model, data: EncodedText) -> tuple[float, float]:
     accuracy = (logits.argmax(-1) == data.labels).double().mean().item()
     nll = -logits.log_softmax(-1).gather(-1, data.labels[:, None]).mean().item()
     return accuracy, nll
+
+
+def _trained(tokenizer, data, loop: str, **kwargs):
+    """A student trained for two epochs from seed 0 by ``loop``: (weights, history)."""
+    teacher, student = pair(tokenizer)
+    kdkit.set_seed(7)
+    if loop == "train":
+        history = train_text_classifier(student, data, num_epochs=2, batch_size=32,
+                                        progress=False, **kwargs)
+    else:
+        history = distill_text_classifier(student, teacher, data, alpha=0.5, num_epochs=2,
+                                          batch_size=32, progress=False, **kwargs)
+    return student.state_dict(), history
+
+
+@pytest.mark.parametrize("loop", ["train", "distill"])
+def test_validation_and_gradient_bookkeeping_leave_training_unchanged(tokenizer, data, loop):
+    """Evaluating after each epoch and reading the gradient norm draw no random numbers and
+    touch no weight: the run with ``val`` is bitwise the run without, and so is a clipping
+    threshold no gradient reaches."""
+    plain, history = _trained(tokenizer, data, loop)
+    watched, watched_history = _trained(tokenizer, data, loop, val=data.subset(slice(0, 20)))
+    loose, _ = _trained(tokenizer, data, loop, max_grad_norm=1e9)
+    for weights in (watched, loose):
+        assert all(torch.equal(plain[k], weights[k]) for k in plain)
+    assert len(watched_history["val_loss"]) == len(watched_history["val_accuracy"]) == 2
+    assert history["val_loss"] == []
+    for key, values in history.items():
+        if not key.startswith("val"):
+            assert watched_history[key] == values, key
+    assert all(norm > 0 for norm in history["grad_norm"])
+
+
+@pytest.mark.parametrize("loop", ["train", "distill"])
+def test_gradient_clipping_bounds_what_the_optimiser_sees(tokenizer, data, loop):
+    seen = []  # the total gradient norm at each optimiser step, after clipping
+
+    def before_step(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        seen.append(float(torch.nn.utils.get_total_norm(grads)))
+
+    handle = register_optimizer_step_pre_hook(before_step)
+    try:
+        _, free = _trained(tokenizer, data, loop)
+        unclipped, seen[:] = list(seen), []
+        clipped_weights, clipped = _trained(tokenizer, data, loop, max_grad_norm=0.05)
+    finally:
+        handle.remove()
+    assert max(unclipped) > 0.05 and max(seen) <= 0.05 * (1 + 1e-5)
+    steps = -(-len(data) // 32)  # per epoch
+    assert len(unclipped) == len(seen) == 2 * steps
+    # the history keeps each epoch's largest norm, measured before clipping: the first step
+    # (same weights, same batch) has the same norm with and without clipping
+    assert free["grad_norm"] == pytest.approx([max(unclipped[:steps]), max(unclipped[steps:])])
+    assert clipped["grad_norm"][0] >= unclipped[0] > 0.05
+    plain, _ = _trained(tokenizer, data, loop)
+    assert any(not torch.equal(plain[k], clipped_weights[k]) for k in plain)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1"])
+def test_max_grad_norm_must_be_positive_and_finite(tokenizer, data, bad):
+    teacher, student = pair(tokenizer)
+    with pytest.raises(ValueError, match="max_grad_norm must be a positive"):
+        train_text_classifier(student, data, num_epochs=1, max_grad_norm=bad, progress=False)
+    with pytest.raises(ValueError, match="max_grad_norm must be a positive"):
+        distill_text_classifier(student, teacher, data, num_epochs=1, max_grad_norm=bad,
+                                progress=False)
 
 
 def test_distillation_rejects_bad_configuration(tokenizer, data):
