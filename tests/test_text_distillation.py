@@ -548,6 +548,68 @@ def test_attention_maps_plot_shows_every_head_of_every_layer(tokenizer):
     plt.close("all")
 
 
+def test_token_weights_plot_draws_each_row_and_marks_its_largest_weight():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from kdkit.plotting import plot_token_weights
+
+    tokens = ["[CLS]", "my", "card", "was", "charged"]
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.softmax(torch.randn(3, 5, generator=g), -1)  # (rows, L)
+    groups = {"teacher": {f"head {h}": teacher[h] for h in range(3)},
+              "student": {"head 0": [0.1, 0.1, 0.6, 0.1, 0.1]}}
+    fig = plot_token_weights(groups, tokens, title="t")
+    ax_t, ax_s = fig.axes[:2]
+    np.testing.assert_allclose(ax_t.images[0].get_array(), teacher.numpy(), rtol=1e-6)
+    assert [t.get_text() for t in ax_t.get_yticklabels()] == ["head 0", "head 1", "head 2"]
+    assert [t.get_text() for t in ax_s.get_xticklabels()] == tokens
+    vmax = max(float(teacher.max()), 0.6)
+    assert ax_s.images[0].norm.vmax == pytest.approx(vmax)  # one colour scale for all groups
+    for ax, rows in ((ax_t, teacher.numpy()), (ax_s, np.array([[0.1, 0.1, 0.6, 0.1, 0.1]]))):
+        marked = sorted((round(t.get_position()[1]), round(t.get_position()[0]), t.get_text())
+                        for t in ax.texts)
+        assert marked == [(r, int(row.argmax()), f"{row.max():.2f}") for r, row in enumerate(rows)]
+        assert ax.get_title(loc="left") in groups
+    with pytest.raises(ValueError, match="tokens"):
+        plot_token_weights(groups, tokens[:3])
+    with pytest.raises(ValueError, match="empty"):
+        plot_token_weights({"teacher": {}}, tokens)
+    plt.close("all")
+
+
+def test_epoch_curves_plot_draws_means_and_seeds():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from kdkit.plotting import plot_epoch_curves
+
+    def history(shift):
+        return {"ce": [1.0 - shift, 0.5, 0.2], "val_loss": [1.1, 0.8 + shift, 0.9],
+                "val_accuracy": [0.5, 0.7 + shift, 0.8]}
+
+    runs = {"CE only": [history(0.0), history(0.1)], "response KD": [history(0.05)] * 2}
+    fig = plot_epoch_curves(runs, title="curves")
+    ax_loss, ax_acc = fig.axes
+    bold = {line.get_label(): line for line in ax_acc.lines if line.get_linewidth() == 2}
+    np.testing.assert_allclose(bold["CE only"].get_ydata(), [0.5, 0.75, 0.8])
+    np.testing.assert_allclose(bold["CE only"].get_xdata(), [1, 2, 3])
+    thin = [line for line in ax_acc.lines if line.get_linewidth() < 1]
+    assert len(thin) == 4 and bold["response KD"].get_color() == "C1"
+    solid = {line.get_label(): line for line in ax_loss.lines
+             if line.get_linestyle() == "-" and len(line.get_xdata())}
+    np.testing.assert_allclose(solid["CE only"].get_ydata(), [1.1, 0.85, 0.9])
+    dashed = [line for line in ax_loss.lines if line.get_linestyle() == "--"
+              and len(line.get_xdata())]
+    np.testing.assert_allclose(dashed[0].get_ydata(), [0.95, 0.5, 0.2])
+    assert ax_loss.get_yscale() == "log"
+    with pytest.raises(ValueError, match="val="):
+        plot_epoch_curves({"CE only": [{"ce": [1.0], "val_accuracy": [0.5]}]})
+    with pytest.raises(ValueError, match="empty"):
+        plot_epoch_curves({})
+    plt.close("all")
+
+
 def test_variant_comparison_plot_draws_seeds_means_and_paired_intervals():
     import matplotlib.pyplot as plt
     import numpy as np
