@@ -145,7 +145,8 @@ def identity_projection(in_dim: int, out_dim: int) -> nn.Linear:
     """``nn.Linear(in_dim, out_dim)`` that starts as the identity (``eye_`` weight, zero bias):
     the learned map from a student's hidden width to a teacher's (FitNets' regressor). No
     random numbers are drawn, so seeded runs with and without it stay aligned."""
-    linear = nn.Linear(in_dim, out_dim)
+    # skip_init: nn.Linear's own (random) initialisation would draw from torch's global RNG
+    linear = torch.nn.utils.skip_init(nn.Linear, in_dim, out_dim)
     with torch.no_grad():
         nn.init.eye_(linear.weight)
         nn.init.zeros_(linear.bias)

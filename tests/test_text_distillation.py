@@ -292,6 +292,16 @@ def test_hidden_state_loss_projects_and_checks_widths():
         plain([h_s], [h_t], mask)  # teacher layer 1 of a 1-layer teacher
 
 
+def test_the_projection_starts_as_the_identity_without_drawing_random_numbers():
+    state = torch.get_rng_state()
+    fitnets = HiddenStateLoss([(0, 1), (1, 3)], student_dim=4, teacher_dim=6)
+    assert torch.equal(torch.get_rng_state(), state)  # seeded runs stay aligned with or without it
+    for projection in fitnets.projections:
+        assert torch.equal(projection.weight, torch.eye(6, 4))
+        assert torch.equal(projection.bias, torch.zeros(6))
+        assert projection.weight.requires_grad and projection.bias.requires_grad
+
+
 @pytest.mark.parametrize("kind", ["kl", "mse"])
 def test_attention_map_loss_zero_positive_and_masked(kind):
     g = torch.Generator().manual_seed(1)
