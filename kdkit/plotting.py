@@ -948,6 +948,7 @@ def plot_epoch_curves(
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy",
                title="validation accuracy (thin: seeds, bold: mean)")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

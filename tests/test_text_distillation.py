@@ -613,6 +613,7 @@ def test_epoch_curves_plot_draws_means_and_seeds():
               and len(line.get_xdata())]
     np.testing.assert_allclose(dashed[0].get_ydata(), [0.95, 0.5, 0.2])
     assert ax_loss.get_yscale() == "log"
+    assert all(float(tick).is_integer() for tick in ax_acc.get_xticks())  # whole epochs
     with pytest.raises(ValueError, match="val="):
         plot_epoch_curves({"CE only": [{"ce": [1.0], "val_accuracy": [0.5]}]})
     with pytest.raises(ValueError, match="empty"):
