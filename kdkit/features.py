@@ -110,7 +110,7 @@ def hidden_state_mse(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Per token, the mean over the ``D`` features of ``(h_S − h_T)²``; reduced over real tokens.
+    """Per token, the mean over ``D`` features of ``(h_stu − h_tea)²``; reduced over real tokens.
 
     Shapes: hidden states ``(B, L, D)``, mask ``(B, L)``; returns a scalar, or ``(B, L)`` for
     ``reduction="none"`` (zero on padding). Widths must match: project a narrower student
@@ -145,7 +145,8 @@ def identity_projection(in_dim: int, out_dim: int) -> nn.Linear:
     """``nn.Linear(in_dim, out_dim)`` that starts as the identity (``eye_`` weight, zero bias):
     the learned map from a student's hidden width to a teacher's (FitNets' regressor). No
     random numbers are drawn, so seeded runs with and without it stay aligned."""
-    linear = nn.Linear(in_dim, out_dim)
+    # skip_init: nn.Linear's own (random) initialisation would draw from torch's global RNG
+    linear = torch.nn.utils.skip_init(nn.Linear, in_dim, out_dim)
     with torch.no_grad():
         nn.init.eye_(linear.weight)
         nn.init.zeros_(linear.bias)
@@ -155,7 +156,7 @@ def identity_projection(in_dim: int, out_dim: int) -> nn.Linear:
 class HiddenStateLoss(nn.Module):
     """FitNets-style hidden-state distillation through learned linear projections.
 
-    For each ``(i, j)`` in ``mapping``: ``hidden_state_mse(W_i · h_S[i] + b_i, h_T[j])`` over
+    For each ``(i, j)`` in ``mapping``: ``hidden_state_mse(W_i · h_stu[i] + b_i, h_tea[j])`` over
     real tokens, averaged over the pairs. ``W_i`` ``(teacher_dim, student_dim)`` is trained
     with the student (pass this module's parameters to the optimiser) and starts as the
     identity (``nn.init.eye_``: no random numbers drawn, so seeded runs stay aligned).
@@ -195,18 +196,18 @@ class HiddenStateLoss(nn.Module):
     ) -> torch.Tensor:
         """Mean over mapped pairs of the projected hidden-state MSE (a scalar).
 
-        ``student_hidden_states``: one ``(B, L, D_S)`` per student block; ``teacher_...``:
-        one ``(B, L, D_T)`` per teacher block; ``mask`` ``(B, L)``.
+        ``student_hidden_states``: one ``(B, L, D_stu)`` per student block; ``teacher_...``:
+        one ``(B, L, D_tea)`` per teacher block; ``mask`` ``(B, L)``.
         """
         pairs = check_layer_mapping(
             self.mapping, len(student_hidden_states), len(teacher_hidden_states)
         )
         total = 0.0
         for k, (i, j) in enumerate(pairs):
-            h_s = student_hidden_states[i]  # (B, L, D_S)
+            h_stu = student_hidden_states[i]  # (B, L, D_stu)
             if len(self.projections):
-                h_s = self.projections[k](h_s)  # (B, L, D_T)
-            total = total + hidden_state_mse(h_s, teacher_hidden_states[j], mask)
+                h_stu = self.projections[k](h_stu)  # (B, L, D_tea)
+            total = total + hidden_state_mse(h_stu, teacher_hidden_states[j], mask)
         return total / len(pairs)
 
 
@@ -226,8 +227,8 @@ def attention_map_loss(
     mask ``(B, L)``; returns a scalar, or ``(B, H, L)`` for ``reduction="none"``. Only real
     tokens count, as queries and as keys; ``"mean"`` averages over heads and real queries.
 
-    ``kind="kl"``: ``KL(a_T ‖ a_S)`` of each query's row, as MiniLM (Wang et al. 2020).
-    ``kind="mse"``: mean over real keys of ``(a_S − a_T)²``. TinyBERT (Jiao et al. 2020,
+    ``kind="kl"``: ``KL(a_tea ‖ a_stu)`` of each query's row, as MiniLM (Wang et al. 2020).
+    ``kind="mse"``: mean over real keys of ``(a_stu − a_tea)²``. TinyBERT (Jiao et al. 2020,
     eq. 7) fits the *unnormalised* scores with MSE; on probabilities, as here, the values are
     small (rows sum to 1), so its weight must be large. Heads are matched one to one, so
     student and teacher need the same number of heads.

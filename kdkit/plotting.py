@@ -863,6 +863,101 @@ def plot_attention_maps(
     return fig
 
 
+def plot_token_weights(
+    groups: dict[str, dict[str, ArrayLike]],
+    tokens: Sequence[str],
+    *,
+    value_label: str = "attention probability",
+    title: str | None = None,
+) -> Figure:
+    """Weights over one sentence's tokens as heatmap rows, grouped (e.g. one group per model).
+
+    ``groups[group][row]`` is a vector ``(L,)`` over ``tokens`` — e.g. the ``[CLS]`` row of
+    one head's attention. Groups are stacked top to bottom with one colour scale from 0 to the
+    largest weight; each row's largest weight is outlined and printed, the rest left to the
+    colour (a wall of numbers is what this replaces).
+    """
+    if not groups or not all(groups.values()):
+        raise ValueError("groups is empty: give {group: {row: weights over the tokens}}.")
+    L = len(tokens)
+    arrays = {}
+    for group, rows in groups.items():
+        array = np.stack([_np(w).ravel() for w in rows.values()])  # (R, L)
+        if array.shape[1] != L:
+            raise ValueError(
+                f"{group}: rows have {array.shape[1]} weights but tokens has {L} entries."
+            )
+        arrays[group] = array
+    vmax = max(float(a.max()) for a in arrays.values())
+    heights = [a.shape[0] for a in arrays.values()]
+    fig, axes = plt.subplots(
+        len(arrays), 1, figsize=(0.55 * L + 2.8, 0.24 * sum(heights) + 0.45 * len(arrays) + 1.4),
+        layout="constrained", sharex=True, squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    image = None
+    for ax, (group, rows), array in zip(axes[:, 0], groups.items(), arrays.values(), strict=True):
+        image = ax.imshow(array, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        ax.set_yticks(np.arange(len(rows)), list(rows), fontsize=7)
+        for r, k in enumerate(array.argmax(axis=1)):  # each row's largest weight
+            ax.add_patch(plt.Rectangle((k - 0.5, r - 0.5), 1, 1, fill=False, ec="white", lw=1.2))
+            ax.text(k, r, f"{array[r, k]:.2f}", ha="center", va="center", fontsize=6,
+                    color="black" if array[r, k] > 0.6 * vmax else "white")
+        ax.set_title(group, fontsize=10, loc="left")
+    axes[-1, 0].set_xticks(np.arange(L), list(tokens), rotation=60, ha="right", fontsize=8)
+    fig.colorbar(image, ax=axes[:, 0].tolist(), label=value_label, shrink=0.6)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_epoch_curves(
+    histories: dict[str, Sequence[dict]],
+    *,
+    train_key: str = "ce",
+    title: str | None = None,
+) -> Figure:
+    """Per-epoch learning curves of several variants over seeds (:mod:`kdkit.train`'s loops).
+
+    ``histories[variant]`` holds one history per seed, each with per-epoch lists ``train_key``
+    (cross-entropy on the training batches, averaged over the epoch, dropout on),
+    ``"val_loss"`` and ``"val_accuracy"`` (train with ``val=``). Left: training (dashed) and
+    validation (solid) cross-entropy, means over the seeds, log scale — a validation loss that
+    rises while the training loss falls is overfitting. Right: validation accuracy, a thin line
+    per seed and their mean bold.
+    """
+    if not histories:
+        raise ValueError("histories is empty: give {variant: [history per seed]}.")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
+    for k, (name, runs) in enumerate(histories.items()):
+        keys = (train_key, "val_loss", "val_accuracy")
+        if not runs or not all(run.get(key) for run in runs for key in keys):
+            raise ValueError(f"{name!r}: every history needs {keys} per epoch (pass val=).")
+        epochs = np.arange(1, len(runs[0]["val_accuracy"]) + 1)
+        train_loss = np.mean([_np(run[train_key]) for run in runs], axis=0)  # (epochs,)
+        val_loss = np.mean([_np(run["val_loss"]) for run in runs], axis=0)  # (epochs,)
+        ax_loss.plot(epochs, train_loss, "--", color=f"C{k}", lw=1.5)
+        ax_loss.plot(epochs, val_loss, "-", color=f"C{k}", lw=2, label=name)
+        accuracy = np.array([_np(run["val_accuracy"]) for run in runs])  # (seeds, epochs)
+        for row in accuracy:
+            ax_acc.plot(epochs, row, color=f"C{k}", alpha=0.3, lw=0.8)
+        ax_acc.plot(epochs, accuracy.mean(axis=0), color=f"C{k}", lw=2, marker="o", ms=3,
+                    label=name)
+    ax_loss.plot([], [], "--", color="0.4", label="training batches")
+    ax_loss.plot([], [], "-", color="0.4", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (log scale)", yscale="log",
+                title="cross-entropy to the labels (mean over seeds)")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy",
+               title="validation accuracy (thin: seeds, bold: mean)")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
 # ------------------------------------------------------- calibration and class bias (notebook 04)
 
 

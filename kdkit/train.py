@@ -314,6 +314,48 @@ def evaluate_text(model: nn.Module, data: EncodedText) -> dict[str, float]:
     }
 
 
+def _check_max_grad_norm(max_grad_norm: float | None) -> float | None:
+    if max_grad_norm is not None and not (isinstance(max_grad_norm, (int, float))
+                                          and 0 < max_grad_norm < math.inf):
+        raise ValueError(
+            f"max_grad_norm must be a positive, finite number (or None: no clipping), got "
+            f"{max_grad_norm!r}."
+        )
+    return max_grad_norm
+
+
+def _optimiser_step(
+    opt: torch.optim.Optimizer, params: list[nn.Parameter], loss: torch.Tensor,
+    max_grad_norm: float | None,
+) -> float:
+    """Backward pass, gradient clipping when ``max_grad_norm`` is set, optimiser step.
+
+    Clipping rescales all gradients together, ``g ← g · min(1, c / ‖g‖)`` with ``‖g‖`` the
+    L2 norm over every parameter (``torch.nn.utils.clip_grad_norm_``; Pascanu et al. 2013).
+    Returns ``‖g‖`` before clipping. Reading the norm changes nothing: without clipping the
+    step is bitwise the one without this function's bookkeeping.
+    """
+    opt.zero_grad()
+    loss.backward()
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
+    opt.step()
+    return norm.item()
+
+
+def _record_validation(history: dict[str, list[float]], model: nn.Module,
+                       val: EncodedText | None) -> None:
+    """Append ``val_accuracy`` and ``val_loss`` (no RNG drawn, so training is unchanged)."""
+    if val is not None:
+        result = evaluate_text(model, val)
+        history["val_accuracy"].append(result["accuracy"])
+        history["val_loss"].append(result["loss"])
+
+
+_TEXT_KEYS = ("loss", "grad_norm", "val_accuracy", "val_loss")  # train_text_classifier's history
+
+
 def train_text_classifier(
     model: nn.Module,
     train: EncodedText,
@@ -322,28 +364,35 @@ def train_text_classifier(
     lr: float = 1e-3,
     batch_size: int = 64,
     weight_decay: float = 0.01,
+    max_grad_norm: float | None = None,
     val: EncodedText | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, list[float]]:
-    """Train a text classifier with cross-entropy (AdamW). Returns ``{"loss": [...]}`` per
-    epoch, plus ``"val_accuracy"`` when ``val`` is given."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    """Train a text classifier with cross-entropy (AdamW, learning rate decaying linearly to 0).
+
+    ``max_grad_norm``: clip the gradients' total L2 norm to this value before each step (None:
+    no clipping). Returns per epoch ``"loss"`` (mean training loss) and ``"grad_norm"`` (the
+    largest gradient norm before clipping among the epoch's steps), plus ``"val_accuracy"`` and
+    ``"val_loss"`` after each epoch when ``val`` is given (evaluation draws no random numbers:
+    a run with ``val`` trains exactly as one without).
+    """
+    max_grad_norm = _check_max_grad_norm(max_grad_norm)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = _linear_decay(opt, num_epochs * math.ceil(len(train) / batch_size))
-    history: dict[str, list[float]] = {"loss": [], "val_accuracy": []}
+    history: dict[str, list[float]] = {key: [] for key in _TEXT_KEYS}
     for _ in trange(num_epochs, desc=desc, disable=not progress):
         model.train()
-        total = 0.0
+        total, largest = 0.0, 0.0
         for ids, mask, labels in _text_batches(train, batch_size, shuffle=True):
             loss = F.cross_entropy(model(ids, mask), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            largest = max(largest, _optimiser_step(opt, params, loss, max_grad_norm))
             sched.step()
             total += loss.item() * len(labels)
         history["loss"].append(total / len(train))
-        if val is not None:
-            history["val_accuracy"].append(evaluate_text(model, val)["accuracy"])
+        history["grad_norm"].append(largest)
+        _record_validation(history, model, val)
     model.eval()
     return history
 
@@ -428,6 +477,7 @@ def distill_text_classifier(
     lr: float = 1e-3,
     batch_size: int = 64,
     weight_decay: float = 0.01,
+    max_grad_norm: float | None = None,
     val: EncodedText | None = None,
     progress: bool = True,
     desc: str = "distill",
@@ -442,15 +492,18 @@ def distill_text_classifier(
     labelled rows, the teacher's terms over all rows (as :func:`distill_classifier`).
     ``hidden_loss`` (a :class:`kdkit.features.HiddenStateLoss`, needed when
     ``hidden_weight > 0``) holds the layer mapping and the projections, trained with the
-    student. ``attention_mapping`` defaults to :func:`kdkit.features.layer_mapping`. Returns
-    per-epoch means of ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"``, ``"attention"`` (each
-    unweighted), plus ``"val_accuracy"`` when ``val`` is given.
+    student. ``attention_mapping`` defaults to :func:`kdkit.features.layer_mapping`.
+    ``max_grad_norm`` clips as in :func:`train_text_classifier` (student and projections
+    together). Returns per-epoch means of ``"loss"``, ``"ce"``, ``"kd"``, ``"hidden"``,
+    ``"attention"`` (each unweighted), the epoch's largest ``"grad_norm"`` before clipping,
+    plus ``"val_accuracy"`` and ``"val_loss"`` when ``val`` is given.
     """
     terms = _TextKDTerms(
         check_temperature(T), check_unit_interval("alpha", alpha), hidden_weight,
         attention_weight, hidden_loss, attention_mapping, attention_kind,
     )
     terms.check(len(student.blocks), len(teacher.blocks))
+    max_grad_norm = _check_max_grad_norm(max_grad_norm)
     params = list(student.parameters())
     if hidden_weight > 0:
         params += list(hidden_loss.parameters())
@@ -458,23 +511,21 @@ def distill_text_classifier(
     sched = _linear_decay(opt, num_epochs * math.ceil(len(train) / batch_size))
     teacher.eval()
     keys = ("loss", "ce", "kd", "hidden", "attention")
-    history: dict[str, list[float]] = {key: [] for key in (*keys, "val_accuracy")}
+    history: dict[str, list[float]] = {key: [] for key in (*keys, *_TEXT_KEYS[1:])}
     for _ in trange(num_epochs, desc=desc, disable=not progress):
         student.train()
-        sums = dict.fromkeys(keys, 0.0)
+        sums, largest = dict.fromkeys(keys, 0.0), 0.0
         for ids, mask, labels in _text_batches(train, batch_size, shuffle=True):
             parts = terms.parts(student, teacher, ids, mask, labels)
             loss = terms.total(parts)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            largest = max(largest, _optimiser_step(opt, params, loss, max_grad_norm))
             sched.step()
             for key, value in (("loss", loss), *parts.items()):
                 sums[key] += value.item() * len(labels)
         for key in keys:
             history[key].append(sums[key] / len(train))
-        if val is not None:
-            history["val_accuracy"].append(evaluate_text(student, val)["accuracy"])
+        history["grad_norm"].append(largest)
+        _record_validation(history, student, val)
     student.eval()
     return history
 

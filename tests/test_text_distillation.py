@@ -12,6 +12,7 @@ from collections import defaultdict
 import pytest
 import torch
 from figure_readers import seed_rows
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import kdkit
 from kdkit.data.tickets import (
@@ -291,6 +292,16 @@ def test_hidden_state_loss_projects_and_checks_widths():
         plain([h_s], [h_t], mask)  # teacher layer 1 of a 1-layer teacher
 
 
+def test_the_projection_starts_as_the_identity_without_drawing_random_numbers():
+    state = torch.get_rng_state()
+    fitnets = HiddenStateLoss([(0, 1), (1, 3)], student_dim=4, teacher_dim=6)
+    assert torch.equal(torch.get_rng_state(), state)  # seeded runs stay aligned with or without it
+    for projection in fitnets.projections:
+        assert torch.equal(projection.weight, torch.eye(6, 4))
+        assert torch.equal(projection.bias, torch.zeros(6))
+        assert projection.weight.requires_grad and projection.bias.requires_grad
+
+
 @pytest.mark.parametrize("kind", ["kl", "mse"])
 def test_attention_map_loss_zero_positive_and_masked(kind):
     g = torch.Generator().manual_seed(1)
@@ -371,7 +382,8 @@ def test_distillation_runs_each_variant_and_is_bitwise_deterministic(tokenizer, 
         assert torch.equal(a, b)
     for a, b in zip(hidden.parameters(), hidden_again.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert set(history) == {"loss", "ce", "kd", "hidden", "attention", "val_accuracy"}
+    assert set(history) == {"loss", "ce", "kd", "hidden", "attention", "grad_norm",
+                            "val_accuracy", "val_loss"}
     assert all(len(v) == 1 for v in history.values())
     weights = VARIANTS[variant]
     assert (history["hidden"][0] > 0) == (weights.get("hidden_weight", 0) > 0)
@@ -395,7 +407,8 @@ def test_distillation_from_teacher_init_and_training_helpers(tokenizer, data):
     history = train_text_classifier(
         model, data, num_epochs=20, lr=1e-2, batch_size=32, progress=False
     )
-    assert len(history["loss"]) == 20 and history["val_accuracy"] == []
+    assert len(history["loss"]) == len(history["grad_norm"]) == 20
+    assert history["val_accuracy"] == history["val_loss"] == []
     assert history["loss"][-1] < 0.6 * history["loss"][0]  # training lowers the loss
     result = evaluate_text(model, data)
     accuracy, loss = _accuracy_and_loss(model, data)
@@ -415,6 +428,74 @@ def _accuracy_and_loss(model, data: EncodedText) -> tuple[float, float]:
     accuracy = (logits.argmax(-1) == data.labels).double().mean().item()
     nll = -logits.log_softmax(-1).gather(-1, data.labels[:, None]).mean().item()
     return accuracy, nll
+
+
+def _trained(tokenizer, data, loop: str, **kwargs):
+    """A student trained for two epochs from seed 0 by ``loop``: (weights, history)."""
+    teacher, student = pair(tokenizer)
+    kdkit.set_seed(7)
+    if loop == "train":
+        history = train_text_classifier(student, data, num_epochs=2, batch_size=32,
+                                        progress=False, **kwargs)
+    else:
+        history = distill_text_classifier(student, teacher, data, alpha=0.5, num_epochs=2,
+                                          batch_size=32, progress=False, **kwargs)
+    return student.state_dict(), history
+
+
+@pytest.mark.parametrize("loop", ["train", "distill"])
+def test_validation_and_gradient_bookkeeping_leave_training_unchanged(tokenizer, data, loop):
+    """Evaluating after each epoch and reading the gradient norm draw no random numbers and
+    touch no weight: the run with ``val`` is bitwise the run without, and so is a clipping
+    threshold no gradient reaches."""
+    plain, history = _trained(tokenizer, data, loop)
+    watched, watched_history = _trained(tokenizer, data, loop, val=data.subset(slice(0, 20)))
+    loose, _ = _trained(tokenizer, data, loop, max_grad_norm=1e9)
+    for weights in (watched, loose):
+        assert all(torch.equal(plain[k], weights[k]) for k in plain)
+    assert len(watched_history["val_loss"]) == len(watched_history["val_accuracy"]) == 2
+    assert history["val_loss"] == []
+    for key, values in history.items():
+        if not key.startswith("val"):
+            assert watched_history[key] == values, key
+    assert all(norm > 0 for norm in history["grad_norm"])
+
+
+@pytest.mark.parametrize("loop", ["train", "distill"])
+def test_gradient_clipping_bounds_what_the_optimiser_sees(tokenizer, data, loop):
+    seen = []  # the total gradient norm at each optimiser step, after clipping
+
+    def before_step(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        seen.append(float(torch.nn.utils.get_total_norm(grads)))
+
+    handle = register_optimizer_step_pre_hook(before_step)
+    try:
+        _, free = _trained(tokenizer, data, loop)
+        unclipped, seen[:] = list(seen), []
+        clipped_weights, clipped = _trained(tokenizer, data, loop, max_grad_norm=0.05)
+    finally:
+        handle.remove()
+    assert max(unclipped) > 0.05 and max(seen) <= 0.05 * (1 + 1e-5)
+    steps = -(-len(data) // 32)  # per epoch
+    assert len(unclipped) == len(seen) == 2 * steps
+    # the history keeps each epoch's largest norm, measured before clipping: the first step
+    # (same weights, same batch) has the same norm with and without clipping
+    assert free["grad_norm"] == pytest.approx([max(unclipped[:steps]), max(unclipped[steps:])])
+    assert clipped["grad_norm"][0] >= unclipped[0] > 0.05
+    plain, _ = _trained(tokenizer, data, loop)
+    assert any(not torch.equal(plain[k], clipped_weights[k]) for k in plain)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1"])
+def test_max_grad_norm_must_be_positive_and_finite(tokenizer, data, bad):
+    teacher, student = pair(tokenizer)
+    with pytest.raises(ValueError, match="max_grad_norm must be a positive"):
+        train_text_classifier(student, data, num_epochs=1, max_grad_norm=bad, progress=False)
+    with pytest.raises(ValueError, match="max_grad_norm must be a positive"):
+        distill_text_classifier(student, teacher, data, num_epochs=1, max_grad_norm=bad,
+                                progress=False)
 
 
 def test_distillation_rejects_bad_configuration(tokenizer, data):
@@ -474,6 +555,69 @@ def test_attention_maps_plot_shows_every_head_of_every_layer(tokenizer):
         assert [t.get_text() for t in axes[0, 0].get_yticklabels()] == tokens
     with pytest.raises(ValueError, match="tokens"):
         plot_attention_maps(maps, ["[CLS]"])
+    plt.close("all")
+
+
+def test_token_weights_plot_draws_each_row_and_marks_its_largest_weight():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from kdkit.plotting import plot_token_weights
+
+    tokens = ["[CLS]", "my", "card", "was", "charged"]
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.softmax(torch.randn(3, 5, generator=g), -1)  # (rows, L)
+    groups = {"teacher": {f"head {h}": teacher[h] for h in range(3)},
+              "student": {"head 0": [0.1, 0.1, 0.6, 0.1, 0.1]}}
+    fig = plot_token_weights(groups, tokens, title="t")
+    ax_t, ax_s = fig.axes[:2]
+    np.testing.assert_allclose(ax_t.images[0].get_array(), teacher.numpy(), rtol=1e-6)
+    assert [t.get_text() for t in ax_t.get_yticklabels()] == ["head 0", "head 1", "head 2"]
+    assert [t.get_text() for t in ax_s.get_xticklabels()] == tokens
+    vmax = max(float(teacher.max()), 0.6)
+    assert ax_s.images[0].norm.vmax == pytest.approx(vmax)  # one colour scale for all groups
+    for ax, rows in ((ax_t, teacher.numpy()), (ax_s, np.array([[0.1, 0.1, 0.6, 0.1, 0.1]]))):
+        marked = sorted((round(t.get_position()[1]), round(t.get_position()[0]), t.get_text())
+                        for t in ax.texts)
+        assert marked == [(r, int(row.argmax()), f"{row.max():.2f}") for r, row in enumerate(rows)]
+        assert ax.get_title(loc="left") in groups
+    with pytest.raises(ValueError, match="tokens"):
+        plot_token_weights(groups, tokens[:3])
+    with pytest.raises(ValueError, match="empty"):
+        plot_token_weights({"teacher": {}}, tokens)
+    plt.close("all")
+
+
+def test_epoch_curves_plot_draws_means_and_seeds():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from kdkit.plotting import plot_epoch_curves
+
+    def history(shift):
+        return {"ce": [1.0 - shift, 0.5, 0.2], "val_loss": [1.1, 0.8 + shift, 0.9],
+                "val_accuracy": [0.5, 0.7 + shift, 0.8]}
+
+    runs = {"CE only": [history(0.0), history(0.1)], "response KD": [history(0.05)] * 2}
+    fig = plot_epoch_curves(runs, title="curves")
+    ax_loss, ax_acc = fig.axes
+    bold = {line.get_label(): line for line in ax_acc.lines if line.get_linewidth() == 2}
+    np.testing.assert_allclose(bold["CE only"].get_ydata(), [0.5, 0.75, 0.8])
+    np.testing.assert_allclose(bold["CE only"].get_xdata(), [1, 2, 3])
+    thin = [line for line in ax_acc.lines if line.get_linewidth() < 1]
+    assert len(thin) == 4 and bold["response KD"].get_color() == "C1"
+    solid = {line.get_label(): line for line in ax_loss.lines
+             if line.get_linestyle() == "-" and len(line.get_xdata())}
+    np.testing.assert_allclose(solid["CE only"].get_ydata(), [1.1, 0.85, 0.9])
+    dashed = [line for line in ax_loss.lines if line.get_linestyle() == "--"
+              and len(line.get_xdata())]
+    np.testing.assert_allclose(dashed[0].get_ydata(), [0.95, 0.5, 0.2])
+    assert ax_loss.get_yscale() == "log"
+    assert all(float(tick).is_integer() for tick in ax_acc.get_xticks())  # whole epochs
+    with pytest.raises(ValueError, match="val="):
+        plot_epoch_curves({"CE only": [{"ce": [1.0], "val_accuracy": [0.5]}]})
+    with pytest.raises(ValueError, match="empty"):
+        plot_epoch_curves({})
     plt.close("all")
 
 
