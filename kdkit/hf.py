@@ -68,7 +68,7 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         # (num_items_in_batch) and not to rescale the loss for gradient accumulation again.
         self.model_accepts_loss_kwargs = True
         self.loss_is_scaled_for_ga = True
-        self._parts = {"ce": 0.0, "kd": 0.0, "tokens": 0.0}
+        self._parts: dict[str, torch.Tensor] = {}  # summed since the last log, on the device
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Σ over target tokens of ``(1 − α)·CE + α·T²·KL(p_tea ‖ p_stu)``, divided by the
@@ -85,19 +85,18 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         loss = alpha_mix(ce, kd, alpha) / torch.as_tensor(count).clamp(min=1)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes  # DDP averages the processes' gradients
-        if model.training:
-            self._parts["ce"] += ce.item()
-            self._parts["kd"] += kd.item()
-            self._parts["tokens"] += mask.sum().item()
+        if model.training:  # detached sums, read at log time: no host sync per micro-batch
+            for key, value in (("ce", ce), ("kd", kd), ("tokens", mask.sum())):
+                self._parts[key] = self._parts.get(key, 0) + value.detach().float()
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Adds the CE and KD parts (per target token since the last log) to training logs."""
-        if "loss" in logs and self._parts["tokens"] > 0:
-            tokens = self._parts["tokens"]
-            logs["ce"] = round(self._parts["ce"] / tokens, 4)
-            logs["kd"] = round(self._parts["kd"] / tokens, 4)
-            self._parts = {"ce": 0.0, "kd": 0.0, "tokens": 0.0}
+        if "loss" in logs and self._parts:
+            tokens = self._parts["tokens"].clamp(min=1)
+            logs["ce"] = round((self._parts["ce"] / tokens).item(), 4)
+            logs["kd"] = round((self._parts["kd"] / tokens).item(), 4)
+            self._parts = {}
         super().log(logs, *args, **kwargs)
 
 

@@ -291,13 +291,6 @@ def _text_batches(data: EncodedText, batch_size: int, shuffle: bool):
         yield data.input_ids[idx, :L], mask[:, :L], data.labels[idx]
 
 
-def _linear_decay(
-    opt: torch.optim.Optimizer, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Learning rate falling linearly from ``lr`` to 0 over ``total_steps`` optimiser steps."""
-    return warmup_decay_scheduler(opt, warmup_steps=0, total_steps=total_steps, schedule="linear")
-
-
 @torch.no_grad()
 def predict_text_logits(model: nn.Module, data: EncodedText, batch_size: int = 512) -> torch.Tensor:
     """Logits of ``model`` in eval mode: ``(N, C)`` for the ``N`` texts of ``data``."""
@@ -379,8 +372,8 @@ def train_text_classifier(
     """
     max_grad_norm = _check_max_grad_norm(max_grad_norm)
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = _linear_decay(opt, num_epochs * math.ceil(len(train) / batch_size))
+    opt, sched = _optimizer(params, len(train), lr=lr, weight_decay=weight_decay,
+                            lr_schedule="linear", num_epochs=num_epochs, batch_size=batch_size)
     history: dict[str, list[float]] = {key: [] for key in _TEXT_KEYS}
     for _ in trange(num_epochs, desc=desc, disable=not progress):
         model.train()
@@ -507,8 +500,8 @@ def distill_text_classifier(
     params = list(student.parameters())
     if hidden_weight > 0:
         params += list(hidden_loss.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = _linear_decay(opt, num_epochs * math.ceil(len(train) / batch_size))
+    opt, sched = _optimizer(params, len(train), lr=lr, weight_decay=weight_decay,
+                            lr_schedule="linear", num_epochs=num_epochs, batch_size=batch_size)
     teacher.eval()
     keys = ("loss", "ce", "kd", "hidden", "attention")
     history: dict[str, list[float]] = {key: [] for key in (*keys, *_TEXT_KEYS[1:])}
