@@ -9,6 +9,11 @@ arm — ``ce``, ``word_kd``, ``seq_kd``, ``seq_word_kd``, as Kim & Rush 2016 nam
 trained models (``DIR/<name>/``, loadable with ``kdkit.t5.load_t5``), checkpoints and training
 curves.
 
+On several GPUs or machines, start it with ``torchrun`` (one process per GPU; ``--batch-size``
+is then each process's micro-batch):
+
+    torchrun --nproc_per_node 8 -m kdkit distill-t5 --preset gpu --out DIR
+
 The configuration (flags, preset, ranges) is checked before anything runs: a bad value ends
 with a one-line message and status 2. Errors during the run itself propagate with their
 traceback.
@@ -110,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     t5.add_argument("--teacher-steps", type=int,
                     help="teacher training steps (0: use --teacher as it is)")
     t5.add_argument("--student-steps", type=int, help="every student's training steps")
-    t5.add_argument("--batch-size", type=int, help="examples per micro-batch, every run")
+    t5.add_argument("--batch-size", type=int,
+                    help="examples per micro-batch, every run (per process under torchrun)")
     t5.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA, every run")
     t5.add_argument("--dataset",
                     help="'synthetic', 'cmudict' or a `datasets` name such as EdinburghNLP/xsum")
@@ -230,6 +236,7 @@ def distill_t5_config(args: argparse.Namespace) -> tuple[T5DistillConfig, int | 
 def _distill_t5(config: T5DistillConfig, threads: int | None, args: argparse.Namespace) -> int:
     import torch
 
+    from kdkit import distributed
     from kdkit.pipeline import distill_t5  # imports transformers: only when needed
 
     if threads is not None:
@@ -239,7 +246,15 @@ def _distill_t5(config: T5DistillConfig, threads: int | None, args: argparse.Nam
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    metrics = distill_t5(config, args.out, resume=args.resume, progress=not args.quiet, log=log)
+    distributed.init_from_env(config.device)  # several processes under torchrun, else nothing
+    main_process = distributed.is_main()  # only rank 0 prints the table
+    try:
+        metrics = distill_t5(config, args.out, resume=args.resume, progress=not args.quiet,
+                             log=log)
+    finally:
+        distributed.shutdown()
+    if not main_process:
+        return 0
     width = max(len(name) for name in metrics)
     for name, m in metrics.items():
         print(

@@ -25,22 +25,29 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["run_jobs"]
+__all__ = ["exit_with_parent", "run_jobs"]
 
 _PARENT_POLL_SECONDS = 0.2
 
 
-def _init_worker(parent_pid: int) -> None:
-    """In a worker, first: ignore SIGINT (the parent handles it) and exit as soon as the
-    process that started it is gone (the worker is then reparented: ``os.getppid`` changes)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def exit_with_parent(parent_pid: int | None = None) -> None:
+    """Exit this process as soon as the process that started it (``parent_pid``, default: the
+    current parent) is gone: it is then reparented and ``os.getppid`` changes. A daemon thread
+    polls every 0.2 s; no clean-up runs, since whoever wanted the result is gone."""
+    parent_pid = os.getppid() if parent_pid is None else parent_pid
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(_PARENT_POLL_SECONDS)
-        os._exit(1)  # no clean-up: the parent that wanted the result is gone
+        os._exit(1)
 
     threading.Thread(target=watch, name="kdkit-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent_pid: int) -> None:
+    """In a worker, first: ignore SIGINT (the parent handles it) and exit with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)
 
 
 def _call(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:

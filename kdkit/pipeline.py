@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from kdkit import distributed
 from kdkit.checkpoints import load_checkpoint, save_checkpoint, write_json
 from kdkit.config import ARMS, T5DistillConfig, TrainConfig
 from kdkit.data.batching import Seq2SeqSplits, TextPair, encode_pairs
@@ -120,9 +121,14 @@ class _Run:
         """Whether ``name`` was trained and saved by an earlier run of this directory."""
         return self.resume and name in self.histories and (self.out / name).exists()
 
+    def write(self, save: Callable[..., object], *args) -> None:
+        """``save(*args)`` in rank 0 alone (under ``torchrun``; here when alone)."""
+        if distributed.is_main():
+            save(*args)
+
     def record(self, name: str, history: dict) -> None:
         self.histories[name] = history
-        write_json(self.histories, self.out / "history.json")
+        self.write(write_json, self.histories, self.out / "history.json")
 
     def generate_kwargs(self) -> dict:
         c = self.config
@@ -149,6 +155,10 @@ class _Run:
         return score
 
 
+def _silent(message: str) -> None:
+    """The log of every process but rank 0."""
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -164,16 +174,19 @@ def _start(
     progress: bool,
     log: Callable[[str], None],
 ) -> _Run:
-    """Create the run directory, refuse to resume a different config, seed everything."""
+    """Create the run directory, refuse to resume a different config, seed everything. Under
+    ``torchrun`` only rank 0 logs."""
     out = Path(out_dir)
     if resume:
         check_resumable(config, out)
     out.mkdir(parents=True, exist_ok=True)
+    if not distributed.is_main():
+        log = _silent
     run = _Run(config, out, _device(config.device), resume, progress, log, RunSeeds.of(config))
     if run.device.type == "cuda":  # TF32 matmuls for what autocast leaves in float32
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    write_json(config.to_dict(), out / "config.json")
+    run.write(write_json, config.to_dict(), out / "config.json")
     set_seed(run.seeds.data)
     if resume and (out / "history.json").exists():
         run.histories = json.loads((out / "history.json").read_text())
@@ -247,7 +260,7 @@ def _prepare_teacher(
             validate=run.validator(tokenizer), progress=run.progress, desc="teacher",
         )
     seconds = time.perf_counter() - tick
-    save_t5(teacher, tokenizer, directory)
+    run.write(save_t5, teacher, tokenizer, directory)
     run.record("teacher", {**history, "train_seconds": seconds})
     return teacher.eval(), tokenizer
 
@@ -290,9 +303,9 @@ def _teacher_labels(
     outputs = teacher_outputs(
         teacher, tokenizer, train, num_beams=config.seqkd_num_beams, **run.generate_kwargs()
     )
-    write_json(outputs, cache)
+    run.write(write_json, outputs, cache)
     run.histories["teacher"]["outputs_seconds"] = time.perf_counter() - tick
-    write_json(run.histories, run.out / "history.json")
+    run.write(write_json, run.histories, run.out / "history.json")
     return outputs
 
 
@@ -401,7 +414,7 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str)
     tick = time.perf_counter()
     cache = teacher_topk(teacher, features, k=run.config.teacher_topk, T=run.config.T,
                          batch_size=run.config.eval_batch_size)
-    save_checkpoint(cache, path)
+    run.write(save_checkpoint, cache, path)
     real = int((cache["labels"] != -100).sum())
     stored = sum(cache[k].nbytes for k in ("topk_logits", "topk_indices", "lse"))
     run.histories["teacher"].setdefault("topk", {})[name] = {
@@ -409,7 +422,7 @@ def _teacher_cache(run: _Run, teacher: nn.Module, features: Features, name: str)
         "bytes_per_position": stored / cache["labels"].numel(), "stored_bytes": stored,
         "target_tokens": real,
     }
-    write_json(run.histories, run.out / "history.json")
+    run.write(write_json, run.histories, run.out / "history.json")
     return cache
 
 
@@ -455,7 +468,7 @@ def _train_student(
         progress=run.progress, desc=name,
     )
     seconds = time.perf_counter() - tick
-    save_t5(student, tokenizer, directory)
+    run.write(save_t5, student, tokenizer, directory)
     run.record(name, {**history, "train_seconds": seconds})
     return student
 
@@ -479,7 +492,7 @@ def _evaluate(
         metrics[name] = result
         score = f"{config.metric} {result['score']:6.2f}"
         run.log(f"{name:14s} {result['params']:>10,d} params  {score}")
-    write_json(metrics, run.out / "metrics.json")
+    run.write(write_json, metrics, run.out / "metrics.json")
     return metrics
 
 
@@ -513,9 +526,15 @@ def distill_t5(
 
     Checkpoints go to ``out_dir/checkpoints/<name>``; ``resume=True`` skips finished models and
     continues interrupted ones exactly. ``history.json`` holds the training curves.
+
+    Under ``torchrun --nproc_per_node N`` every process runs this function: each trains on its
+    share of every batch (``config``'s batch sizes are per process; the weights are those of
+    one process with N times the batch), decodes its share of every generation, and rank 0
+    alone writes files and logs (:mod:`kdkit.distributed`). Several machines need one shared
+    ``out_dir``.
     """
     run = _start(config, out_dir, resume, progress, log)
-    log(f"data: {config.dataset}")
+    run.log(f"data: {config.dataset}")
     splits = load_splits(config)
     run.validation = splits.validation
     teacher, tokenizer = _prepare_teacher(run, splits)
@@ -574,6 +593,9 @@ def distill_t5_jobs(
     """
     if not jobs:
         raise ValueError("jobs is empty: give at least one {name: T5DistillConfig}.")
+    if distributed.world()[1] > 1 and workers > 1:
+        raise ValueError("workers > 1 under torchrun would start every run's workers in every "
+                         "process: use workers=1 (the processes share each run) or no torchrun.")
     for name, config in jobs.items():
         if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
             raise ValueError(f"job name {name!r} must be a plain directory name (no '/').")

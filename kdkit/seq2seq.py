@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
+from kdkit import distributed
 from kdkit.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from kdkit.config import TrainConfig
 from kdkit.data.batching import (
@@ -253,12 +254,17 @@ def backward_accumulated(
     micro-batches; dividing each micro-batch's mean by the number of micro-batches would weight
     a token in a short micro-batch more. The parts are summed on the device and read once at
     the end (no per-micro-batch ``.item()``). Returns the step's ``"loss"``, ``"ce"``,
-    ``"kd"``, ``"hidden"`` per token.
+    ``"kd"``, ``"hidden"`` per token. Under ``torchrun`` (:mod:`kdkit.distributed`) the token
+    counts and the returned parts are summed over the processes first: each process's loss is
+    its share of the global per-token mean (a process may hold no micro-batch at all).
     """
     device = next(model.parameters()).device
     # token counts from the batches while they are still on the CPU: no device round trip
-    n_target = max(1, sum(int((b["labels"] != -100).sum()) for b in micro_batches))
-    n_source = max(1, sum(int(b["attention_mask"].sum()) for b in micro_batches))
+    counts = torch.tensor([
+        sum(int((b["labels"] != -100).sum()) for b in micro_batches),
+        sum(int(b["attention_mask"].sum()) for b in micro_batches),
+    ])
+    n_target, n_source = (max(1, int(n)) for n in distributed.all_reduce_sum(counts))
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kd, hidden
     for batch in micro_batches:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -272,6 +278,7 @@ def backward_accumulated(
             parts["hidden"] / n_source,
         ])
     # the step's one read of device values (the history and the progress bar need them)
+    sums = distributed.all_reduce_sum(sums)
     return dict(zip(("loss", "ce", "kd", "hidden"), sums.tolist(), strict=True))
 
 
@@ -302,12 +309,19 @@ def _restore(path: Path, config: TrainConfig, modules: dict[str, nn.Module | Non
             f"({state['config']}); resume with the same config or start a fresh run "
             f"(resume=False, or another checkpoint directory)."
         )
+    processes = distributed.world()[1]
+    if state.get("world_size", 1) != processes:
+        raise ValueError(
+            f"the checkpoint in {path.parent} was written by {state.get('world_size', 1)} "
+            f"process(es) and this run has {processes}: the global batch would change. Resume "
+            f"with the same number of processes (torchrun --nproc_per_node), or start fresh."
+        )
     for name, module in modules.items():
         if module is not None:
             module.load_state_dict(state[name])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    set_rng_state(state["rng"] if processes == 1 else state["rng_ranks"][distributed.world()[0]])
     return state
 
 
@@ -339,6 +353,7 @@ def _optimizer_step(
     schedule. Returns the step's per-token parts and the ``"lr"`` it used."""
     opt.zero_grad(set_to_none=True)
     sums = backward_accumulated(model, micro_batches, objective, bf16=config.bf16)
+    distributed.sum_gradients(params)  # once per step, after the last micro-batch
     if config.max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
     lr = opt.param_groups[0]["lr"]
@@ -376,11 +391,11 @@ def _micro_batches(
     model: nn.Module, features: Sequence[dict], stream: _BatchStream, collator: Callable,
     config: TrainConfig, on_policy: OnPolicy | None, step: int,
 ) -> list[dict[str, torch.Tensor]]:
-    """One optimiser step's micro-batches; on an on-policy step their labels are the model's
-    own samples (before the loop counts target tokens, so the normalisation stays exact)."""
-    micro = [
-        collator([features[i] for i in stream.next()]) for _ in range(config.grad_accum_steps)
-    ]
+    """One optimiser step's micro-batches (this process's share of each global micro-batch;
+    an empty share is left out); on an on-policy step their labels are the model's own samples
+    (before the loop counts target tokens, so the normalisation stays exact)."""
+    shares = [distributed.share(stream.next()) for _ in range(config.grad_accum_steps)]
+    micro = [collator([features[i] for i in ids]) for ids in shares if ids]
     if on_policy is not None and on_policy.samples_at(step):
         micro = [on_policy.sample_batch(model, b) for b in micro]
     if next(model.parameters()).device.type == "cuda":  # page-locked: copies overlap compute
@@ -389,6 +404,7 @@ def _micro_batches(
 
 
 _STEP_KEYS = ("step", "loss", "ce", "kd", "hidden", "lr")  # the history's per-step entries
+_RANK_SEED_STRIDE = 1_000_003  # process r seeds dropout with config.seed + r * this
 
 
 def _record(history: dict, done: int, sums: dict, model: nn.Module,
@@ -419,7 +435,12 @@ def _save(path: Path, config: TrainConfig, step: int, stream: _BatchStream,
           modules: dict[str, nn.Module | None], opt: torch.optim.Optimizer,
           sched: torch.optim.lr_scheduler.LRScheduler,
           history: dict) -> None:
-    """An atomic checkpoint of everything a resumed run needs to continue bit for bit."""
+    """An atomic checkpoint of everything a resumed run needs to continue bit for bit,
+    written by rank 0 (with every process's RNG state under ``torchrun``)."""
+    rngs = distributed.gather_objects(rng_state())  # a collective: every process calls it
+    if not distributed.is_main():
+        return
+    processes = len(rngs)
     state = {
         "step": step,
         "epoch": stream.epoch,
@@ -427,9 +448,10 @@ def _save(path: Path, config: TrainConfig, step: int, stream: _BatchStream,
         **{name: m.state_dict() if m is not None else None for name, m in modules.items()},
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
-        "rng": rng_state(),
+        "rng": rngs[0],
         "history": history,
         "config": asdict(config),
+        **({"world_size": processes, "rng_ranks": rngs} if processes > 1 else {}),
     }
     save_checkpoint(state, path)
 
@@ -471,6 +493,11 @@ def train_seq2seq(
     before its ``start`` the loop minimises its ``warmup`` objective instead. ``snapshot``
     ``(N, path)``: also write the checkpoint of step N to ``path``, for another run that shares
     these first N steps to resume from (``checkpoint_dir=path.parent, resume=True``).
+
+    Under ``torchrun`` (:mod:`kdkit.distributed`), ``config.batch_size`` is each process's
+    micro-batch: the processes deal out global micro-batches of ``batch_size × world_size``
+    and end with the weights of one process training with that batch; rank 0 writes the
+    checkpoints, which hold every process's RNG state; resume with as many processes.
     """
     objective = objective or Seq2SeqObjective()
     if len(features) == 0:
@@ -483,7 +510,8 @@ def train_seq2seq(
     params = list(model.parameters()) + (list(projection.parameters()) if projection else [])
     opt, sched = _optimizer(params, config)
     lengths = [len(f["input_ids"]) + len(f["labels"]) for f in features]
-    sampler = LengthGroupedBatchSampler(lengths, config.batch_size, seed=config.seed,
+    rank, processes = distributed.world()
+    sampler = LengthGroupedBatchSampler(lengths, config.batch_size * processes, seed=config.seed,
                                         group_by_length=config.group_by_length)
     history: dict[str, list[float]] = {k: [] for k in (*_STEP_KEYS, "val_step", "val_score")}
     step, stream = 0, None
@@ -493,12 +521,14 @@ def train_seq2seq(
         step, history = state["step"], state["history"]
         stream = _BatchStream(sampler, state["epoch"], state["position"])
     else:
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + _RANK_SEED_STRIDE * rank)  # rank 0: config.seed
+        for module in modules.values():  # every process starts from rank 0's weights
+            distributed.broadcast_module(module)
     stream = stream or _BatchStream(sampler)
     model.train()
     bar = trange(
         step, config.max_steps, initial=step, total=config.max_steps, desc=desc,
-        disable=not progress,
+        disable=not progress or rank > 0,
     )
     for step in bar:
         micro = _micro_batches(model, features, stream, collator, config, on_policy, step)
@@ -512,6 +542,7 @@ def train_seq2seq(
         if stop_after is not None and done >= stop_after:
             break
     bar.close()
+    distributed.barrier()  # rank 0's last checkpoint is on disk before anyone reads it
     model.eval()
     return history
 
@@ -534,8 +565,23 @@ def generate_texts(
     """Decode an output for every source: greedy (``num_beams=1``) or beam search.
 
     Sources are batched by length (less padding) and the outputs returned in input order,
-    special tokens removed.
+    special tokens removed. Under ``torchrun`` each process decodes its share
+    (:func:`kdkit.distributed.share`) and every process gets all outputs back in order.
     """
+    mine = _generate_local(
+        model, tokenizer, distributed.share(sources), batch_size=batch_size,
+        max_source_len=max_source_len, max_new_tokens=max_new_tokens, num_beams=num_beams,
+        bf16=bf16,
+    )
+    return distributed.gather_shares(mine, len(sources))
+
+
+@torch.no_grad()
+def _generate_local(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, sources: Sequence[str], *,
+    batch_size: int, max_source_len: int, max_new_tokens: int, num_beams: int, bf16: bool,
+) -> list[str]:
+    """:func:`generate_texts` in this process alone."""
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
@@ -779,9 +825,9 @@ def evaluate_seq2seq(
     predictions = generate_texts(model, tokenizer, sources, batch_size=batch_size, **kwargs)
     seconds = time.perf_counter() - start
     latencies = []
-    for source in sources[:latency_examples]:
+    for source in sources[:latency_examples]:  # one example, in this process alone
         tick = time.perf_counter()
-        generate_texts(model, tokenizer, [source], batch_size=1, **kwargs)
+        _generate_local(model, tokenizer, [source], batch_size=1, **kwargs)
         latencies.append(1000.0 * (time.perf_counter() - tick))
     return {
         "params": count_parameters(model),
