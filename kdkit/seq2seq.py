@@ -77,6 +77,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FILE = "checkpoint.pt"
+_RANK_SEED_STRIDE = 1_000_003  # process r seeds dropout with config.seed + r * this
 
 
 # --------------------------------------------------------------------------- objective
@@ -325,6 +326,25 @@ def _restore(path: Path, config: TrainConfig, modules: dict[str, nn.Module | Non
     return state
 
 
+def _begin(
+    path: Path | None, config: TrainConfig, modules: dict[str, nn.Module | None],
+    opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+    sampler: LengthGroupedBatchSampler,
+) -> tuple[int, dict[str, list[float]], _BatchStream]:
+    """Where a run starts: the checkpoint at ``path``'s step, history and data position when
+    there is one; else step 0 with torch seeded (``config.seed``, moved per process) and every
+    process holding rank 0's weights."""
+    if path is not None and path.exists():
+        state = _restore(path, config, modules, opt, sched)
+        return state["step"], state["history"], _BatchStream(
+            sampler, state["epoch"], state["position"])
+    torch.manual_seed(config.seed + _RANK_SEED_STRIDE * distributed.world()[0])
+    for module in modules.values():
+        distributed.broadcast_module(module)
+    history: dict[str, list[float]] = {k: [] for k in (*_STEP_KEYS, "val_step", "val_score")}
+    return 0, history, _BatchStream(sampler)
+
+
 def _optimizer(
     params: list[nn.Parameter], config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -404,7 +424,6 @@ def _micro_batches(
 
 
 _STEP_KEYS = ("step", "loss", "ce", "kd", "hidden", "lr")  # the history's per-step entries
-_RANK_SEED_STRIDE = 1_000_003  # process r seeds dropout with config.seed + r * this
 
 
 def _record(history: dict, done: int, sums: dict, model: nn.Module,
@@ -513,18 +532,8 @@ def train_seq2seq(
     rank, processes = distributed.world()
     sampler = LengthGroupedBatchSampler(lengths, config.batch_size * processes, seed=config.seed,
                                         group_by_length=config.group_by_length)
-    history: dict[str, list[float]] = {k: [] for k in (*_STEP_KEYS, "val_step", "val_score")}
-    step, stream = 0, None
     path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
-    if resume and path is not None and path.exists():
-        state = _restore(path, config, modules, opt, sched)
-        step, history = state["step"], state["history"]
-        stream = _BatchStream(sampler, state["epoch"], state["position"])
-    else:
-        torch.manual_seed(config.seed + _RANK_SEED_STRIDE * rank)  # rank 0: config.seed
-        for module in modules.values():  # every process starts from rank 0's weights
-            distributed.broadcast_module(module)
-    stream = stream or _BatchStream(sampler)
+    step, history, stream = _begin(path if resume else None, config, modules, opt, sched, sampler)
     model.train()
     bar = trange(
         step, config.max_steps, initial=step, total=config.max_steps, desc=desc,
