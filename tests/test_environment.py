@@ -145,3 +145,16 @@ def test_make_bench_runs_and_prints_every_row():
             "(c) extra peak memory", "(c) chunked / plain time", "(d) distillation_loss")
     for row in rows:
         assert row in out, out
+
+
+@pytest.mark.slow
+def test_the_trainer_vs_loop_benchmark_runs_and_prints_every_row():
+    """benchmarks/trainer_vs_loop.py in its quick form (the GPU comparison's script)."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "trainer_vs_loop.py"), "--quick",
+         "--steps", "2", "--warmup", "1"],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout
+    for row in ("loop target tokens/s", "trainer target tokens/s", "trainer / loop tokens/s"):
+        assert row in out, out
