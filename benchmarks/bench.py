@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from kdkit import losses
@@ -108,8 +109,9 @@ class Shape:
     tgt: int
 
 
-def _models_and_batch(quick: bool, shape: Shape, setup: Setup) -> tuple:
-    """Student (t5-small size), teacher (t5-base size), a random batch and its top-64 cache."""
+def student_and_teacher(quick: bool, device: torch.device) -> tuple[nn.Module, nn.Module, int]:
+    """A student of t5-small's shape, a teacher of t5-base's in ``eval()`` (random init, no
+    dropout, vocabulary 32,128; ``quick``: two tiny models, vocabulary 512) and the vocabulary."""
     if quick:
         small = T5Size(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=2,
                        d_kv=32)
@@ -118,9 +120,14 @@ def _models_and_batch(quick: bool, shape: Shape, setup: Setup) -> tuple:
         sizes, vocab = (T5_SIZES["t5-small"], T5_SIZES["t5-base"]), T5_VOCAB_SIZE
     torch.manual_seed(0)
     student, teacher = (
-        build_t5(vocab, **{**asdict(size), "dropout_rate": 0.0}).to(setup.device)
-        for size in sizes
+        build_t5(vocab, **{**asdict(size), "dropout_rate": 0.0}).to(device) for size in sizes
     )
+    return student, teacher.eval(), vocab
+
+
+def _models_and_batch(quick: bool, shape: Shape, setup: Setup) -> tuple:
+    """Student (t5-small size), teacher (t5-base size), a random batch and its top-64 cache."""
+    student, teacher, vocab = student_and_teacher(quick, setup.device)
     b, s, t, k = shape.batch, shape.src, shape.tgt, 64
     data = {  # on the CPU, as the loop's batches are: backward_accumulated copies them over
         "input_ids": torch.randint(3, vocab, (b, s)),

@@ -19,31 +19,16 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from bench import student_and_teacher  # benchmarks/bench.py: the same two models
 
-from kdkit.config import T5_SIZES, T5_VOCAB_SIZE, T5Size, TrainConfig
+from kdkit.config import TrainConfig
 from kdkit.seq2seq import Seq2SeqObjective, train_seq2seq
-from kdkit.t5 import build_t5
 
 T, ALPHA, LR = 2.0, 0.5, 3e-4
 Features = list[dict[str, list[int]]]
-
-
-def models(quick: bool, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module, int]:
-    """The student (t5-small's shape), the frozen teacher (t5-base's) and the vocabulary."""
-    if quick:
-        tiny = T5Size(d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
-                      d_kv=16)
-        sizes, vocab = (tiny, tiny), 128
-    else:
-        sizes, vocab = (T5_SIZES["t5-small"], T5_SIZES["t5-base"]), T5_VOCAB_SIZE
-    torch.manual_seed(0)
-    student, teacher = (build_t5(vocab, **{**asdict(s), "dropout_rate": 0.0}).to(device)
-                        for s in sizes)
-    return student, teacher.eval().requires_grad_(False), vocab
 
 
 def features(n: int, src: int, tgt: int, vocab: int) -> Features:
@@ -112,7 +97,8 @@ def main() -> None:
         parser.error("--bf16 needs --device cuda (kdkit autocasts to bf16 on CUDA only)")
     device = torch.device(args.device)
     src, tgt = (16, 8) if args.quick else (args.src, args.tgt)
-    student, teacher, vocab = models(args.quick, device)
+    student, teacher, vocab = student_and_teacher(args.quick, device)
+    teacher.requires_grad_(False)
     data = features(args.batch * (args.warmup + args.steps), src, tgt, vocab)
     init = {k: v.clone() for k, v in student.state_dict().items()}
     rows = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
