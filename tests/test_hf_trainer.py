@@ -1,9 +1,14 @@
 """kdkit.hf: word-level KD inside Hugging Face's Seq2SeqTrainer, on tiny T5s built from config
-(no download). The loss is kdkit's; gradient accumulation gives the full batch's weights; the
-teacher stays frozen; CE and KD are logged; mismatched vocabularies are refused."""
+(no download). The loss is kdkit's, in fp32 and under CPU bf16 autocast; gradient accumulation,
+resuming from a checkpoint and two gloo processes give the single-run weights; the teacher stays
+frozen and is placed for DeepSpeed (stand-in module) and FSDP (real, one CPU process); CE and KD
+are logged; mismatched vocabularies are refused; sequence-level KD on a transfer set beats the
+CE-only twin (slow)."""
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,7 @@ datasets = pytest.importorskip("datasets")
 
 from transformers import DataCollatorForSeq2Seq  # noqa: E402
 
-from kdkit import losses  # noqa: E402
+from kdkit import hf, losses  # noqa: E402
 from kdkit.data.text_tasks import (  # noqa: E402
     build_word_tokenizer,
     make_text_tasks,
@@ -130,3 +135,134 @@ def test_the_readme_example_trains_a_student(tmp_path, monkeypatch):
         trained_loss = trainer.compute_loss(trainer.model.eval(), batch)
         untrained_loss = trainer.compute_loss(untrained.eval(), batch)
     assert trained_loss < 0.9 * untrained_loss  # the student learned from its teacher
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(tmp_path, tokenizer,
+                                                                    train_set):
+    # 6 steps an epoch: the run resumes mid-epoch (the Trainer skips the batches seen) and
+    # crosses into the next epoch.
+    options = dict(max_steps=8, save_strategy="steps", save_steps=4)
+    uninterrupted, _ = _final_weights(tmp_path / "a", tokenizer, train_set, **options)
+    teacher, student = _models(tokenizer)
+    trainer = _trainer(tmp_path / "b", tokenizer, train_set, teacher, student, **options)
+    trainer.train()
+    teacher, student = _models(tokenizer)  # a fresh process would build the models anew
+    resumed = _trainer(tmp_path / "b", tokenizer, train_set, teacher, student, **options)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "out" / "checkpoint-4"))
+    for k, v in uninterrupted.items():
+        assert torch.equal(v, student.state_dict()[k]), k
+    logged = [e for e in resumed.state.log_history if "loss" in e]
+    assert [e["step"] for e in logged] == list(range(1, 9))  # 1-4 read from the checkpoint
+    assert all(e["ce"] > 0 and e["kd"] > 0 for e in logged[4:])
+
+
+def test_bf16_runs_student_and_teacher_under_cpu_autocast(tmp_path, tokenizer, train_set):
+    """``bf16=True`` with ``use_cpu=True``: accelerate runs both forwards under CPU bf16
+    autocast (transformers 5 / accelerate 1.16; fp16 has no CPU path). The loss is kdkit's on
+    the bf16-autocast logits of both models, and training stays finite."""
+    teacher, student = _models(tokenizer)
+    initial = {k: v.clone() for k, v in student.state_dict().items()}
+    trainer = _trainer(tmp_path, tokenizer, train_set, teacher, student, bf16=True)
+    trainer.train()
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history
+               if "loss" in e)
+    assert any(not torch.equal(v, initial[k]) for k, v in student.state_dict().items())
+    dtypes = []
+    teacher.lm_head.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        loss = trainer.compute_loss(student, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            s, t = student(**batch).logits, teacher(**batch).logits
+        t_fp32 = teacher._original_forward(**batch).logits  # accelerate keeps the unwrapped one
+    # the trainer's teacher call, ours under autocast, then the fp32 one
+    assert dtypes == [torch.bfloat16, torch.bfloat16, torch.float32]
+    expected = losses.distillation_loss(s, t, batch["labels"], T=2.0, alpha=0.5)
+    assert torch.allclose(loss, expected, rtol=0, atol=1e-6)
+    assert (t - t_fp32).abs().max() > 1e-3  # the expected loss is a bf16 one, not fp32's
+
+
+# ----------------------------------------------------- the teacher under DeepSpeed and FSDP
+
+
+def test_deepspeed_teacher_config_keeps_zero3_and_drops_the_optimiser():
+    run = {"optimizer": {"type": "AdamW"}, "scheduler": {"type": "WarmupLR"},
+           "bf16": {"enabled": True}, "train_micro_batch_size_per_gpu": 4,
+           "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto",
+                                 "stage3_prefetch_bucket_size": 1000}}
+    config = hf.deepspeed_teacher_config(run, hidden_size=16)
+    assert "optimizer" not in config and "scheduler" not in config and "optimizer" in run
+    assert config["bf16"] == {"enabled": True}  # the teacher runs in the training dtype
+    assert config["zero_optimization"] == {
+        "stage": 3, "reduce_bucket_size": 256, "stage3_prefetch_bucket_size": 1000,
+        "stage3_param_persistence_threshold": 160}
+    for stage in (0, 1, 2):  # nothing to shard but parameters: a full copy per process
+        run["zero_optimization"]["stage"] = stage
+        assert hf.deepspeed_teacher_config(run, 16)["zero_optimization"]["stage"] == 0
+
+
+def _accelerator(**state) -> types.SimpleNamespace:
+    """The parts of an ``Accelerator`` that :func:`kdkit.hf.place_teacher` reads."""
+    return types.SimpleNamespace(state=types.SimpleNamespace(**state), device=torch.device("cpu"),
+                                 torch_device_mesh=None)
+
+
+def test_under_deepspeed_the_teacher_becomes_its_own_engine(tokenizer, monkeypatch):
+    """A stand-in ``deepspeed`` module (deepspeed is not installed): what initialize gets."""
+    calls = []
+
+    def initialize(model, config):
+        calls.append((model, config))
+        return model, None, None, None
+
+    monkeypatch.setitem(sys.modules, "deepspeed", types.SimpleNamespace(initialize=initialize))
+    teacher, _ = _models(tokenizer)
+    plugin = types.SimpleNamespace(deepspeed_config={"zero_optimization": {"stage": 3}})
+    placed = hf.place_teacher(teacher.train(), _accelerator(deepspeed_plugin=plugin))
+    assert placed is teacher and not placed.training and len(calls) == 1
+    assert calls[0][1]["zero_optimization"]["stage3_param_persistence_threshold"] == 160
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # import deepspeed fails
+    with pytest.raises(ImportError, match="pip install deepspeed"):
+        hf.place_teacher(teacher, _accelerator(deepspeed_plugin=plugin))
+
+
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A one-process gloo group (FSDP needs one), destroyed afterwards."""
+    dist = torch.distributed
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_under_fsdp_the_teacher_is_sharded_block_by_block(tokenizer, train_set, gloo_group,
+                                                          version):
+    """Real FSDP on the CPU (one gloo process) with accelerate's plugin; the accelerator
+    around it is a stand-in, as accelerate enables FSDP only on GPUs and other devices."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from transformers.models.t5.modeling_t5 import T5Block
+
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=version,
+                                            auto_wrap_policy="transformer_based_wrap")
+    teacher, student = _models(tokenizer)
+    batch = DataCollatorForSeq2Seq(tokenizer, model=student)([train_set[i] for i in range(4)])
+    with torch.no_grad():
+        expected = teacher(**batch).logits
+    placed = hf.place_teacher(teacher.requires_grad_(False), _accelerator(fsdp_plugin=plugin))
+    if version == 1:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        shards = [m for m in placed.modules() if isinstance(m, FSDP)]
+        blocks = [m.module for m in shards[1:]]
+    else:
+        from torch.distributed.fsdp import FSDPModule
+
+        shards = [m for m in placed.modules() if isinstance(m, FSDPModule)]
+        blocks = shards[1:]
+    assert shards[0] is placed and not placed.training
+    assert len(blocks) == 4 and all(isinstance(b, T5Block) for b in blocks)  # 2 + 2 layers
+    with torch.no_grad():
+        assert torch.allclose(placed(**batch).logits, expected, atol=1e-6)
+    assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"  # left unbound
