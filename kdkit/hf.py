@@ -121,11 +121,14 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        """Adds the CE and KD parts (per target token since the last log) to training logs."""
+        """Adds the CE and KD parts (per target token since the last log, over all processes:
+        every process logs, so the sums are reduced here) to training logs."""
         if "loss" in logs and self._parts:
-            tokens = self._parts["tokens"].clamp(min=1)
-            logs["ce"] = round((self._parts["ce"] / tokens).item(), 4)
-            logs["kd"] = round((self._parts["kd"] / tokens).item(), 4)
+            ce, kd, tokens = torch.stack([self._parts[k] for k in ("ce", "kd", "tokens")])
+            if self.accelerator.num_processes > 1:
+                ce, kd, tokens = self.accelerator.reduce(torch.stack([ce, kd, tokens]), "sum")
+            logs["ce"] = round((ce / tokens.clamp(min=1)).item(), 4)
+            logs["kd"] = round((kd / tokens.clamp(min=1)).item(), 4)
             self._parts = {}
         super().log(logs, *args, **kwargs)
 

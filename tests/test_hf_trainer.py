@@ -7,6 +7,10 @@ CE-only twin (slow)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -32,6 +36,7 @@ from kdkit.hf import (  # noqa: E402
 )
 from kdkit.t5 import build_t5  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(d_model=16, d_ff=32, num_heads=2, d_kv=8, num_layers=1, num_decoder_layers=1)
 
 
@@ -266,3 +271,46 @@ def test_under_fsdp_the_teacher_is_sharded_block_by_block(tokenizer, train_set, 
     with torch.no_grad():
         assert torch.allclose(placed(**batch).logits, expected, atol=1e-6)
     assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"  # left unbound
+
+
+# ------------------------------------------------------------------ two processes, slow
+
+
+def _run_script(command: list[str], timeout: float = 300) -> str:
+    """Run ``command`` in its own process group, killed whole (torchrun's workers included) if
+    it fails or times out; its output, or an AssertionError that shows it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        output = f"timed out after {timeout} s"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group: workers left by a failed torchrun
+        proc.wait()
+    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{output[-3000:]}"
+    return output
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_weights(tmp_path):
+    """``torchrun`` with 2 gloo processes × batch 4 against 1 process × batch 8 (plain SGD, no
+    clipping: a loss off by a factor would show). accelerate's seedable sampler draws the
+    same order in both and shards each step's 8 examples 4 + 4, and the Trainer gathers the
+    token count: the weights, losses and logged CE/KD parts agree."""
+    script = str(ROOT / "tests" / "dist_hf_train.py")
+    _run_script([sys.executable, script, str(tmp_path / "one.pt"), "--batch", "8"])
+    output = _run_script([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", script, str(tmp_path / "two.pt"),
+                          "--batch", "4"])
+    assert "processes: 2" in output
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    moved = max((v - one["initial"][k]).abs().max().item() for k, v in one["weights"].items())
+    assert moved > 1e-2  # the steps trained the student
+    for k, v in one["weights"].items():
+        assert torch.allclose(v, two["weights"][k], atol=1e-6), k
+    assert len(one["logs"]) == len(two["logs"]) == 4
+    for a, b in zip(one["logs"], two["logs"], strict=True):
+        assert all(abs(a[k] - b[k]) <= 2e-4 for k in ("loss", "ce", "kd")), (a, b)
