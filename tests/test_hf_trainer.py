@@ -273,6 +273,16 @@ def test_under_fsdp_the_teacher_is_sharded_block_by_block(tokenizer, train_set, 
     assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"  # left unbound
 
 
+
+def test_under_fsdp2_a_teacher_without_weights_is_refused(tokenizer):
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    with torch.device("meta"):  # what cpu_ram_efficient_loading leaves on the other ranks
+        teacher = build_t5(len(tokenizer), **TINY)
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
+    with pytest.raises(ValueError, match="cpu_ram_efficient_loading"):
+        hf.place_teacher(teacher, _accelerator(fsdp_plugin=plugin))
+
 # ------------------------------------------------------------------ two processes, slow
 
 
