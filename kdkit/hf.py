@@ -30,11 +30,12 @@ Where the teacher goes (:func:`place_teacher`), by the Trainer's accelerator:
 Tested (tests/test_hf_trainer.py): the loss is kdkit's, in fp32 and under CPU bf16 autocast
 (teacher included); gradient accumulation and two gloo processes give the single-process
 full-batch weights; resuming from a checkpoint gives the uninterrupted run's weights; the
-FSDP1 and FSDP2 placements run for real in a one-process gloo group on the CPU and give the
-unsharded teacher's logits; the DeepSpeed branch is tested with a stand-in ``deepspeed``
-module (the config it receives), since deepspeed is not installed here; sequence-level KD
-on a transfer set beats its CE-only twin (slow). Not tested: a real DeepSpeed run (ZeRO-3
-included), FSDP across several devices, bf16 on a GPU.
+FSDP1 and FSDP2 placements run for real in a one-process gloo group on the CPU (block by
+block, the unsharded teacher's logits; one process splits no weights); the DeepSpeed
+branch is tested with a stand-in ``deepspeed`` module (the config it receives), since
+deepspeed is not installed here; sequence-level KD on a transfer set beats its CE-only twin
+(slow). Not tested: a real DeepSpeed run (ZeRO-3 included), FSDP across several devices,
+bf16 on a GPU.
 """
 
 from __future__ import annotations

@@ -245,7 +245,9 @@ def gloo_group(tmp_path):
 def test_under_fsdp_the_teacher_is_sharded_block_by_block(tokenizer, train_set, gloo_group,
                                                           version):
     """Real FSDP on the CPU (one gloo process) with accelerate's plugin; the accelerator
-    around it is a stand-in, as accelerate enables FSDP only on GPUs and other devices."""
+    around it is a stand-in, as accelerate enables FSDP only on GPUs and other devices. One
+    process holds every shard (FSDP1 says NO_SHARD): what is checked is the wrapping per T5
+    block, the logits, eval mode and the plugin left as it was, not a split across ranks."""
     from accelerate.utils import FullyShardedDataParallelPlugin
     from transformers.models.t5.modeling_t5 import T5Block
 
