@@ -12,12 +12,38 @@ The loss is a *sum* over a micro-batch's target tokens divided by ``num_items_in
 Trainer's count of target tokens over all micro-batches of the optimiser step (and over all
 processes), so gradient accumulation and several processes give the single-process, full-batch
 loss. Notebook 06 shows it next to kdkit's own loop.
+
+Where the teacher goes (:func:`place_teacher`), by the Trainer's accelerator:
+
+- plain, DDP or CPU runs: ``accelerator.prepare_model(teacher, evaluation_mode=True)``, a full
+  copy on each process's device whose forward runs under the run's autocast (``bf16=True``);
+  no DDP wrapper, since it has nothing to synchronise.
+- DeepSpeed: ``deepspeed.initialize`` of the teacher alone with the run's config minus the
+  optimiser and scheduler; under ZeRO-3 its parameters are partitioned like the student's,
+  under ZeRO-0/1/2 (which shard only optimiser state and gradients, which a frozen teacher
+  has none of) stage 0, a full copy per process.
+- FSDP: sharded like the student, with the run's plugin (FSDP1: ``FullyShardedDataParallel``
+  with the plugin's wrap policy, sharding, mixed precision and offload; FSDP2: ``fully_shard``
+  of each block the policy picks, then of the root). ``prepare_model(evaluation_mode=True)``
+  would leave it unsharded and, as it skips device placement under FSDP, on the CPU.
+
+Tested (tests/test_hf_trainer.py): the loss is kdkit's, in fp32 and under CPU bf16 autocast
+(teacher included); gradient accumulation and two gloo processes give the single-process
+full-batch weights; resuming from a checkpoint gives the uninterrupted run's weights; the
+FSDP1 and FSDP2 placements run for real in a one-process gloo group on the CPU (block by
+block, the unsharded teacher's logits; one process splits no weights); the DeepSpeed
+branch is tested with a stand-in ``deepspeed`` module (the config it receives), since
+deepspeed is not installed here; sequence-level KD on a transfer set beats its CE-only twin
+(slow). Not tested: a real DeepSpeed run (ZeRO-3 included), FSDP across several devices,
+bf16 on a GPU.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
@@ -31,7 +57,16 @@ from kdkit.losses import (
 )
 from kdkit.t5 import check_t5_vocab
 
-__all__ = ["DistillationArguments", "DistillationSeq2SeqTrainer", "label_with_teacher"]
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+__all__ = [
+    "DistillationArguments",
+    "DistillationSeq2SeqTrainer",
+    "label_with_teacher",
+    "place_teacher",
+]
 
 
 @dataclass
@@ -50,10 +85,11 @@ class DistillationArguments(Seq2SeqTrainingArguments):
 class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
     """A ``Seq2SeqTrainer`` that distils ``teacher`` into ``model`` (the student).
 
-    The teacher is frozen (``eval()``, no gradients) and placed by the Trainer's accelerator
-    on each process's device; it sees the same ``input_ids``, ``attention_mask`` and
-    decoder inputs as the student. Logs ``ce`` and ``kd`` (per target token) beside ``loss``.
-    Refuses teachers, students and tokenizers whose vocabularies differ.
+    The teacher is frozen (``eval()``, no gradients) and placed by :func:`place_teacher` (a
+    copy per device, or sharded under DeepSpeed ZeRO-3 and FSDP); it sees the same
+    ``input_ids``, ``attention_mask`` and decoder inputs as the student. Logs ``ce`` and ``kd``
+    (per target token) beside ``loss``. Refuses teachers, students and tokenizers whose
+    vocabularies differ.
     """
 
     def __init__(self, *args, teacher: torch.nn.Module, **kwargs) -> None:
@@ -63,7 +99,7 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
                             "with temperature and alpha).")
         check_t5_vocab(teacher, self.model, getattr(self, "processing_class", None))
         teacher.eval().requires_grad_(False)
-        self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+        self.teacher = place_teacher(teacher, self.accelerator)
         # Ask the Trainer to count the target tokens of every optimiser step
         # (num_items_in_batch) and not to rescale the loss for gradient accumulation again.
         self.model_accepts_loss_kwargs = True
@@ -91,11 +127,14 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        """Adds the CE and KD parts (per target token since the last log) to training logs."""
+        """Adds the CE and KD parts (per target token since the last log, over all processes:
+        every process logs, so the sums are reduced here) to training logs."""
         if "loss" in logs and self._parts:
-            tokens = self._parts["tokens"].clamp(min=1)
-            logs["ce"] = round((self._parts["ce"] / tokens).item(), 4)
-            logs["kd"] = round((self._parts["kd"] / tokens).item(), 4)
+            ce, kd, tokens = torch.stack([self._parts[k] for k in ("ce", "kd", "tokens")])
+            if self.accelerator.num_processes > 1:
+                ce, kd, tokens = self.accelerator.reduce(torch.stack([ce, kd, tokens]), "sum")
+            logs["ce"] = round((ce / tokens.clamp(min=1)).item(), 4)
+            logs["kd"] = round((kd / tokens.clamp(min=1)).item(), 4)
             self._parts = {}
         super().log(logs, *args, **kwargs)
 
@@ -117,3 +156,98 @@ def label_with_teacher(
         generated = teacher.generate(**enc, **generate_kwargs)  # (b, L')
         outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
     return outputs
+
+
+# ------------------------------------------------------------ where the frozen teacher goes
+
+
+def place_teacher(teacher: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
+    """The frozen ``teacher`` placed for ``accelerator``'s run, in eval mode (module docstring:
+    DeepSpeed engine, FSDP-sharded, or ``prepare_model(evaluation_mode=True)``)."""
+    state = accelerator.state
+    if getattr(state, "deepspeed_plugin", None) is not None:
+        placed = _deepspeed_teacher(teacher, state.deepspeed_plugin.deepspeed_config)
+    elif getattr(state, "fsdp_plugin", None) is not None:
+        placed = _fsdp_teacher(teacher, accelerator, state.fsdp_plugin)
+    else:
+        placed = accelerator.prepare_model(teacher, evaluation_mode=True)
+    return placed.eval()
+
+
+def deepspeed_teacher_config(config: dict[str, Any], hidden_size: int | None) -> dict[str, Any]:
+    """The run's DeepSpeed ``config`` made fit for a frozen teacher: no optimiser or scheduler;
+    ZeRO-3 kept (its ``"auto"`` bucket sizes filled from ``hidden_size`` as the Trainer fills
+    the student's), any other stage set to 0 (a full copy per process)."""
+    config = copy.deepcopy(config)
+    config.pop("optimizer", None)
+    config.pop("scheduler", None)
+    zero = config.setdefault("zero_optimization", {})
+    if zero.get("stage", 0) != 3:
+        zero["stage"] = 0
+    elif hidden_size:
+        h = hidden_size
+        sizes = {"reduce_bucket_size": h * h, "stage3_prefetch_bucket_size": int(0.9 * h * h),
+                 "stage3_param_persistence_threshold": 10 * h}
+        for key, value in sizes.items():
+            if zero.get(key, "auto") == "auto":
+                zero[key] = value
+    return config
+
+
+def _deepspeed_teacher(teacher: torch.nn.Module, config: dict[str, Any]) -> torch.nn.Module:
+    try:
+        import deepspeed
+    except ImportError as err:  # the run's accelerator says DeepSpeed: it should be there
+        raise ImportError("The Trainer runs under DeepSpeed but `import deepspeed` failed: "
+                          "pip install deepspeed.") from err
+    hidden_size = getattr(getattr(teacher, "config", None), "hidden_size", None)
+    engine, *_ = deepspeed.initialize(model=teacher,
+                                      config=deepspeed_teacher_config(config, hidden_size))
+    return engine
+
+
+def _fsdp_teacher(
+    teacher: torch.nn.Module, accelerator: Accelerator, plugin: FullyShardedDataParallelPlugin
+) -> torch.nn.Module:
+    """``teacher`` sharded with the run's FSDP ``plugin`` as accelerate shards the student;
+    ``ignored_modules`` (which name the student's modules) and activation checkpointing (no
+    backward pass) are left out."""
+    if plugin.fsdp_version == 2:
+        return _fsdp2_teacher(teacher, accelerator, plugin)
+    from accelerate.utils.fsdp_utils import ensure_weights_retied
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    plugin = copy.copy(plugin)  # set_auto_wrap_policy binds the policy to this model's classes
+    plugin.set_auto_wrap_policy(teacher)
+    return FullyShardedDataParallel(
+        teacher, sharding_strategy=plugin.sharding_strategy or plugin.reshard_after_forward,
+        cpu_offload=plugin.cpu_offload, auto_wrap_policy=plugin.auto_wrap_policy,
+        mixed_precision=plugin.mixed_precision_policy, sync_module_states=plugin.sync_module_states,
+        backward_prefetch=plugin.backward_prefetch, forward_prefetch=plugin.forward_prefetch,
+        use_orig_params=plugin.use_orig_params, limit_all_gathers=plugin.limit_all_gathers,
+        param_init_fn=ensure_weights_retied(plugin.param_init_fn, teacher, accelerator.device),
+        device_id=accelerator.device)
+
+
+def _fsdp2_teacher(
+    teacher: torch.nn.Module, accelerator: Accelerator, plugin: FullyShardedDataParallelPlugin
+) -> torch.nn.Module:
+    """``fully_shard`` of each block the plugin's policy picks, then of the root."""
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    if any(p.is_meta for p in teacher.parameters()):  # FSDP1 syncs them from rank 0
+        raise ValueError("Under FSDP2 the teacher needs its weights on every process, but some "
+                         "are on the meta device: load it without cpu_ram_efficient_loading "
+                         "(fsdp_config), or use FSDP1.")
+    mesh = getattr(accelerator, "torch_device_mesh", None)
+    if mesh is not None:
+        mesh = mesh[tuple(accelerator.parallelism_config.fsdp_dim_names)]
+    kwargs = dict(reshard_after_forward=plugin.reshard_after_forward, mesh=mesh,
+                  offload_policy=plugin.cpu_offload,
+                  mp_policy=plugin.mixed_precision_policy or MixedPrecisionPolicy())
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, teacher) or (lambda module: False)
+    blocks = [m for m in teacher.modules() if m is not teacher and policy(m)]
+    for block in reversed(blocks):  # inner blocks before the modules that hold them
+        fully_shard(block, **kwargs)
+    return fully_shard(teacher, **kwargs)
