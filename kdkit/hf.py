@@ -5,8 +5,15 @@ replaces the loss with kdkit's word-level KD, ``alpha_mix(CE, T²·KL(p_tea ‖ 
 per target token (:mod:`kdkit.losses`). Everything else is the Trainer's: datasets and
 ``DataCollatorForSeq2Seq``, ``Seq2SeqTrainingArguments`` (bf16, gradient accumulation,
 evaluation with generation, checkpoints and ``resume_from_checkpoint``), ``accelerate`` or
-``torchrun`` launches. Sequence-level KD is the same trainer with ``alpha=0`` on a dataset
-whose labels are the teacher's outputs (:func:`label_with_teacher`).
+``torchrun`` launches. The modes of notebooks 06 and 07:
+
+- word-level KD along the references (the default; ``alpha`` mixes in CE);
+- sequence-level KD: ``alpha=0`` on a dataset whose labels are the teacher's outputs
+  (:func:`label_with_teacher`), or ``alpha > 0`` for both kinds;
+- on-policy (GKD): ``on_policy_fraction`` λ of the steps train on the student's own samples,
+  with ``beta`` for GKD's generalized JSD(β) and usually ``temperature=1``;
+- ``chunked=True``: the loss from the decoders' hidden states, a chunk of positions at a time,
+  never the full ``(B, L, V)`` logits (training only, one process).
 
 The loss is a *sum* over a micro-batch's target tokens divided by ``num_items_in_batch``, the
 Trainer's count of target tokens over all micro-batches of the optimiser step (and over all
@@ -34,8 +41,9 @@ FSDP1 and FSDP2 placements run for real in a one-process gloo group on the CPU (
 block, the unsharded teacher's logits; one process splits no weights); the DeepSpeed
 branch is tested with a stand-in ``deepspeed`` module (the config it receives), since
 deepspeed is not installed here; sequence-level KD on a transfer set beats its CE-only twin
-(slow). Not tested: a real DeepSpeed run (ZeRO-3 included), FSDP across several devices,
-bf16 on a GPU.
+(slow); ``beta`` gives GKD's JSD(β); the chunked loss gives the plain loss and gradient;
+on-policy steps train on the student's samples, counted as such. Not tested: a real
+DeepSpeed run (ZeRO-3 included), FSDP across several devices, bf16 on a GPU.
 """
 
 from __future__ import annotations
@@ -48,13 +56,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-from kdkit.losses import (
-    alpha_mix,
-    check_temperature,
-    check_unit_interval,
-    hard_cross_entropy,
-    kd_kl_loss,
-)
+from kdkit.losses import alpha_mix, check_temperature, check_unit_interval, hard_cross_entropy
+from kdkit.on_policy import OnPolicy
+from kdkit.seq2seq import Seq2SeqObjective, kd_divergence
 from kdkit.t5 import check_t5_vocab
 
 if TYPE_CHECKING:
@@ -71,15 +75,35 @@ __all__ = [
 
 @dataclass
 class DistillationArguments(Seq2SeqTrainingArguments):
-    """``Seq2SeqTrainingArguments`` plus the distillation knobs."""
+    """``Seq2SeqTrainingArguments`` plus the distillation knobs: T and α of word-level KD; GKD's
+    ``beta`` (JSD(β) for T²·KL) and on-policy steps (``on_policy_fraction`` λ > 0: on that
+    share of the optimiser steps the student's own samples are the targets); ``chunked``, the
+    loss from hidden states without the full logits (one process, no DeepSpeed/FSDP)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the soft targets."})
     alpha: float = field(default=0.5, metadata={"help": "weight of the KD term (0: plain CE)."})
+    beta: float | None = field(default=None, metadata={
+        "help": "None: T²·KL(p_tea ‖ p_stu); a number in [0, 1]: generalized JSD(β) (GKD)."})
+    on_policy_fraction: float = field(default=0.0, metadata={
+        "help": "λ: the share of optimiser steps that train on the student's own samples."})
+    sample_temperature: float = field(default=1.0, metadata={
+        "help": "the temperature the student samples its targets at (on-policy steps)."})
+    sample_max_new_tokens: int = field(default=32, metadata={
+        "help": "the longest sample of an on-policy step."})
+    chunked: bool = field(default=False, metadata={
+        "help": "the training loss from hidden states, a chunk of positions at a time."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.temperature = check_temperature(self.temperature, "temperature")
         self.alpha = check_unit_interval("alpha", self.alpha)
+        if self.beta is not None:
+            self.beta = check_unit_interval("beta", self.beta)
+        self.on_policy_fraction = check_unit_interval("on_policy_fraction",
+                                                      self.on_policy_fraction)
+        self.on_policy = (  # checks its knobs; None without on-policy steps
+            OnPolicy(self.on_policy_fraction, self.sample_temperature, self.sample_max_new_tokens)
+            if self.on_policy_fraction > 0 else None)
 
 
 class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
@@ -89,7 +113,9 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
     copy per device, or sharded under DeepSpeed ZeRO-3 and FSDP); it sees the same
     ``input_ids``, ``attention_mask`` and decoder inputs as the student. Logs ``ce`` and ``kd``
     (per target token) beside ``loss``. Refuses teachers, students and tokenizers whose
-    vocabularies differ.
+    vocabularies differ. On an on-policy step (``args.on_policy_fraction``) every micro-batch's
+    labels are the student's samples before the step's tokens are counted, so the loss stays
+    the step's per-token mean (GKD, Agarwal et al. 2024, on an encoder–decoder).
     """
 
     def __init__(self, *args, teacher: torch.nn.Module, **kwargs) -> None:
@@ -99,6 +125,7 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
                             "with temperature and alpha).")
         check_t5_vocab(teacher, self.model, getattr(self, "processing_class", None))
         teacher.eval().requires_grad_(False)
+        self._check_modes()
         self.teacher = place_teacher(teacher, self.accelerator)
         # Ask the Trainer to count the target tokens of every optimiser step
         # (num_items_in_batch) and not to rescale the loss for gradient accumulation again.
@@ -106,25 +133,64 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         self.loss_is_scaled_for_ga = True
         self._parts: dict[str, torch.Tensor] = {}  # summed since the last log, on the device
 
+    def _check_modes(self) -> None:
+        """Refuse the modes this run's setup cannot give exactly, saying what to change."""
+        state = self.accelerator.state
+        sharded = (getattr(state, "deepspeed_plugin", None) is not None
+                   or getattr(state, "fsdp_plugin", None) is not None)
+        if self.args.chunked and (sharded or self.accelerator.num_processes > 1):
+            raise ValueError("chunked=True reads the decoders' hidden states around the wrapped "
+                             "model's forward: it needs one process without DeepSpeed or FSDP. "
+                             "Use chunked=False there (or kdkit distill-t5 --chunked-loss).")
+        if self.args.on_policy is not None and sharded:
+            raise ValueError("on-policy steps sample from the student with generate(), which "
+                             "DeepSpeed ZeRO-3 and FSDP would need in lockstep on every process: "
+                             "use on_policy_fraction=0 there, or plain data parallelism.")
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """Σ over target tokens of ``(1 − α)·CE + α·T²·KL(p_tea ‖ p_stu)``, divided by the
-        step's token count (this micro-batch's when ``num_items_in_batch`` is None)."""
+        """Σ over target tokens of ``(1 − α)·CE + α·T²·KL(p_tea ‖ p_stu)`` (JSD(β) with
+        ``beta``), divided by the step's token count (this micro-batch's when
+        ``num_items_in_batch`` is None)."""
         labels = inputs["labels"]  # (B, L), -100 where padded
-        outputs = model(**inputs)
-        with torch.no_grad():
-            teacher_logits = self.teacher(**inputs).logits  # (B, L, V)
         mask = labels != -100  # (B, L)
-        T, alpha = self.args.temperature, self.args.alpha
-        ce = hard_cross_entropy(outputs.logits, labels, reduction="sum")
-        kd = kd_kl_loss(outputs.logits, teacher_logits, T=T, mask=mask, reduction="sum")
+        if self.args.chunked and model.training:  # no (B, L, V) logits; evaluation keeps them
+            outputs, parts = None, self._chunked(self.accelerator.unwrap_model(model), inputs)
+            total, ce, kd = parts["target"], parts["ce"], parts["kd"]
+        else:
+            outputs = model(**inputs)
+            with torch.no_grad():
+                teacher_logits = self.teacher(**inputs).logits  # (B, L, V)
+            ce = hard_cross_entropy(outputs.logits, labels, reduction="sum")
+            kd = kd_divergence(outputs.logits, teacher_logits, mask, T=self.args.temperature,
+                               beta=self.args.beta)
+            total = alpha_mix(ce, kd, self.args.alpha)
         count = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        loss = alpha_mix(ce, kd, alpha) / torch.as_tensor(count).clamp(min=1)
+        loss = total / torch.as_tensor(count).clamp(min=1)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes  # DDP averages the processes' gradients
         if model.training:  # detached sums, read at log time: no host sync per micro-batch
             for key, value in (("ce", ce), ("kd", kd), ("tokens", mask.sum())):
                 self._parts[key] = self._parts.get(key, 0) + value.detach().float()
         return (loss, outputs) if return_outputs else loss
+
+    def _chunked(self, student: torch.nn.Module, inputs: dict) -> dict[str, torch.Tensor]:
+        """The loss's sums from the decoders' hidden states, a chunk of positions at a time
+        (:class:`kdkit.seq2seq.Seq2SeqObjective` with ``chunked=True``)."""
+        objective = Seq2SeqObjective(teacher=self.teacher, T=self.args.temperature,
+                                     alpha=self.args.alpha, beta=self.args.beta, chunked=True)
+        return objective(student, inputs)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The step's micro-batches and target-token count; on an on-policy step the labels
+        are the student's samples (drawn from torch's RNG, which checkpoints save) and the
+        count is theirs."""
+        batches, count = super().get_batch_samples(epoch_iterator, num_batches, device)
+        on_policy = self.args.on_policy
+        if on_policy is None or not on_policy.samples_at(self.state.global_step):
+            return batches, count
+        student = self.accelerator.unwrap_model(self.model)
+        batches = [_relabelled(on_policy.sample_batch(student, b), student) for b in batches]
+        return batches, self._get_num_items_in_batch(batches, device)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Adds the CE and KD parts (per target token since the last log, over all processes:
@@ -137,6 +203,16 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
             logs["kd"] = round((kd / tokens.clamp(min=1)).item(), 4)
             self._parts = {}
         super().log(logs, *args, **kwargs)
+
+
+def _relabelled(batch: dict, student: torch.nn.Module) -> dict:
+    """A sampled batch with its labels where its inputs are and decoder inputs that read them
+    (a collator given ``model=`` made them from the old labels)."""
+    batch["labels"] = batch["labels"].to(batch["input_ids"].device)
+    if "decoder_input_ids" in batch:
+        batch["decoder_input_ids"] = student.prepare_decoder_input_ids_from_labels(
+            labels=batch["labels"])
+    return batch
 
 
 @torch.no_grad()

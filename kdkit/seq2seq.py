@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Seq2SeqObjective",
+    "kd_divergence",
     "backward_accumulated",
     "train_seq2seq",
     "generate_texts",
@@ -195,16 +196,9 @@ class Seq2SeqObjective:
         with torch.no_grad():
             ref = self.teacher(**inputs)
         mask = mask_from_labels(labels)  # (B, L_tgt)
-        parts["kd"] = self._divergence(student_logits, ref.logits.float(), mask)
+        parts["kd"] = kd_divergence(student_logits, ref.logits.float(), mask, T=self.T,
+                                    beta=self.beta)
         return parts, out.encoder_last_hidden_state, ref.encoder_last_hidden_state
-
-    def _divergence(self, student_logits, teacher_logits, mask):
-        """The KD term's sum over ``mask``: T²·KL, or the generalized JSD(β) when ``beta``."""
-        if self.beta is None:
-            return kd_kl_loss(student_logits, teacher_logits, T=self.T, mask=mask,
-                              reduction="sum")
-        return generalized_jsd_loss(student_logits, teacher_logits, beta=self.beta, T=self.T,
-                                    mask=mask, reduction="sum")
 
     def _chunked_parts(self, model, inputs, labels):
         """The same sums from the decoders' last hidden states, a chunk of positions at a
@@ -220,6 +214,19 @@ class Seq2SeqObjective:
             reduction="sum", return_parts=True,
         )
         return {"ce": ce, "kd": kd, "hidden": ce.new_zeros(()), "mixed": loss}, enc_s, enc_t
+
+
+def kd_divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
+    T: float = 1.0, beta: float | None = None,
+) -> torch.Tensor:
+    """The word-level KD term summed over ``mask``'s positions: ``T²·KL(p_tea ‖ p_stu)``
+    (Hinton et al. 2015), or with ``beta`` GKD's generalized JSD(β) (Agarwal et al. 2024; 0
+    forward KL, 1 reverse KL). Logits ``(B, L, V)``, mask ``(B, L)``; a scalar."""
+    if beta is None:
+        return kd_kl_loss(student_logits, teacher_logits, T=T, mask=mask, reduction="sum")
+    return generalized_jsd_loss(student_logits, teacher_logits, beta=beta, T=T, mask=mask,
+                                reduction="sum")
 
 
 def _decoder_states(model: nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -395,3 +395,92 @@ def test_sequence_level_kd_on_a_transfer_set_beats_the_ce_twin(tmp_path, tokeniz
         gains.append(accuracy["kd"] - accuracy["ce"])
     # measured +8.0, +15.5, +9.6: every seed above half the smallest, the mean above 6
     assert min(gains) > 4.0 and sum(gains) / 3 > 6.0, gains
+
+
+# --------------------------------------------------------------------------- GKD and chunked
+
+
+def test_beta_makes_the_kd_term_gkds_generalized_jsd(tmp_path, tokenizer, train_set):
+    teacher, student = _models(tokenizer)
+    trainer = _trainer(tmp_path, tokenizer, train_set, teacher, student, beta=0.3,
+                       temperature=1.0, alpha=0.8)
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(student, batch)
+    with torch.no_grad():
+        t = teacher(**batch).logits
+    s = student(**batch).logits
+    mask = batch["labels"] != -100
+    ce = losses.hard_cross_entropy(s, batch["labels"], reduction="sum")
+    jsd = losses.generalized_jsd_loss(s, t, beta=0.3, mask=mask, reduction="sum")
+    assert torch.allclose(loss, (0.2 * ce + 0.8 * jsd) / mask.sum(), atol=1e-6)
+
+
+def test_the_chunked_loss_gives_the_plain_loss_and_gradient(tmp_path, tokenizer, train_set):
+    teacher, student = _models(tokenizer)
+    results = []
+    for chunked in (False, True):
+        trainer = _trainer(tmp_path, tokenizer, train_set, teacher, student, chunked=chunked)
+        batch = next(iter(trainer.get_train_dataloader()))
+        student.train().zero_grad()
+        loss = trainer.compute_loss(student, batch)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in student.parameters()]))
+    (plain, g_plain), (chunked_loss, g_chunked) = results
+    assert torch.allclose(plain, chunked_loss, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_plain, g_chunked, strict=True))
+
+
+class _Recording(DistillationSeq2SeqTrainer):
+    """Records each micro-batch's labels and the step's token count as compute_loss sees them."""
+
+    seen: list
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.seen.append((inputs["labels"].clone(), int(num_items_in_batch)))
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def test_on_policy_steps_train_on_the_students_samples_counted_as_such(tmp_path, tokenizer,
+                                                                       train_set):
+    teacher, student = _models(tokenizer)
+    args = DistillationArguments(
+        output_dir=str(tmp_path / "out"), max_steps=2, learning_rate=3e-3,
+        per_device_train_batch_size=4, gradient_accumulation_steps=2, on_policy_fraction=0.5,
+        sample_max_new_tokens=3, beta=0.5, temperature=1.0, alpha=1.0, save_strategy="no",
+        report_to="none", use_cpu=True, seed=0, disable_tqdm=True)
+    trainer = _Recording(model=student, teacher=teacher, args=args, train_dataset=train_set,
+                         data_collator=DataCollatorForSeq2Seq(tokenizer, model=student),
+                         processing_class=tokenizer)
+    trainer.seen = []
+    trainer.train()
+    references = {tuple(x for x in row if x != -100) for row in train_set["labels"]}
+    (first, n1), (second, n2), (third, n3), (fourth, n4) = trainer.seen
+    # step 0 is off-policy (λ = 0.5 samples on steps 1, 3, ...): the references, counted
+    assert all(tuple(r[r != -100].tolist()) in references for r in (*first, *second))
+    assert n1 == n2 == int((first != -100).sum() + (second != -100).sum())
+    # step 1 trains on samples: at most 3 tokens, not the references, and their own count
+    # (the references have more, so the references' count would be wrong)
+    assert third.shape[1] <= 3 and fourth.shape[1] <= 3 and n3 < n1
+    assert not any(tuple(r[r != -100].tolist()) in references for r in (*third, *fourth))
+    assert n3 == n4 == int((third != -100).sum() + (fourth != -100).sum())
+
+
+def test_modes_a_setup_cannot_give_are_refused(tmp_path, tokenizer, train_set):
+    from types import SimpleNamespace
+
+    with pytest.raises(ValueError, match="on_policy_fraction"):
+        DistillationArguments(output_dir=str(tmp_path), on_policy_fraction=1.5, report_to="none")
+    with pytest.raises(ValueError, match="beta"):
+        DistillationArguments(output_dir=str(tmp_path), beta=-0.1, report_to="none")
+    args = DistillationArguments(output_dir=str(tmp_path), chunked=True, on_policy_fraction=0.5,
+                                 report_to="none", use_cpu=True)
+    two = SimpleNamespace(args=args, accelerator=SimpleNamespace(
+        num_processes=2, state=SimpleNamespace(deepspeed_plugin=None, fsdp_plugin=None)))
+    with pytest.raises(ValueError, match="one process"):
+        DistillationSeq2SeqTrainer._check_modes(two)
+    args.chunked = False
+    fsdp = SimpleNamespace(args=args, accelerator=SimpleNamespace(
+        num_processes=1, state=SimpleNamespace(deepspeed_plugin=None, fsdp_plugin=object())))
+    with pytest.raises(ValueError, match="lockstep"):
+        DistillationSeq2SeqTrainer._check_modes(fsdp)
+    DistillationSeq2SeqTrainer._check_modes(two)  # on-policy under plain data parallelism: fine
