@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_NAMES",
     "RunSeeds",
+    "build_student",
     "check_resumable",
     "load_splits",
     "distill_t5",
@@ -265,11 +266,14 @@ def _prepare_teacher(
     return teacher.eval(), tokenizer
 
 
-def _student_init(run: _Run, teacher: nn.Module, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-    """The one initialisation every student arm starts from (loaded, built, or every other
-    teacher block), checked against the teacher's vocabulary."""
-    config = run.config
-    torch.manual_seed(run.seeds.student_init)
+def build_student(
+    config: T5DistillConfig, teacher: nn.Module, tokenizer: PreTrainedTokenizerBase
+) -> nn.Module:
+    """The one initialisation every student arm of ``config`` starts from (loaded, built, or
+    every other teacher block), checked against the teacher's vocabulary. Seeds torch with
+    ``RunSeeds.of(config).student_init``: a notebook gets the very weights that a
+    :func:`distill_t5` run of ``config`` started its students from."""
+    torch.manual_seed(RunSeeds.of(config).student_init)
     if config.student is not None:
         student, _ = load_t5(config.student, with_tokenizer=False)
     elif config.student_from_teacher:
@@ -282,7 +286,12 @@ def _student_init(run: _Run, teacher: nn.Module, tokenizer: PreTrainedTokenizerB
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         )
     check_t5_vocab(teacher, student, tokenizer)
-    return student.to(run.device)
+    return student
+
+
+def _student_init(run: _Run, teacher: nn.Module, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+    """:func:`build_student` of the run's config, on the run's device."""
+    return build_student(run.config, teacher, tokenizer).to(run.device)
 
 
 def _teacher_labels(

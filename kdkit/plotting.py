@@ -1327,6 +1327,51 @@ def plot_learning_curves(
     return fig
 
 
+def plot_loss_curves(
+    histories: dict[str, dict[str, Sequence[float]]],
+    *,
+    keys: Sequence[str] = ("loss",),
+    labels: dict[str, str] | None = None,
+    smooth: int = 1,
+    ylabel: str = "per target token",
+    title: str | None = None,
+) -> Figure:
+    """Per-step training curves of a few runs, one panel per quantity.
+
+    ``histories[run]`` holds ``"step"`` and, for each of ``keys``, one value per step: a
+    :func:`kdkit.seq2seq.train_seq2seq` history, or a Hugging Face Trainer's logged values
+    gathered into lists (notebook 06). Each run is one colour: its values thin, their running
+    mean over ``smooth`` steps bold. ``labels`` names the panels (default: the keys).
+    """
+    if not histories:
+        raise ValueError("histories is empty: give {run: {'step': [...], key: [...]}}.")
+    if not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be an int >= 1, got {smooth!r}.")
+    for name, history in histories.items():
+        missing = [k for k in ("step", *keys) if len(history.get(k, ())) == 0]
+        if missing:
+            raise ValueError(f"{name!r}: the history has no values for {missing}.")
+        if any(len(history[k]) != len(history["step"]) for k in keys):
+            raise ValueError(f"{name!r}: every key needs one value per step.")
+    labels = labels or {}
+    fig, axes = plt.subplots(1, len(keys), squeeze=False, layout="constrained",
+                             figsize=(4.2 * len(keys) + 0.6, 3.6))
+    for ax, key in zip(axes[0], keys, strict=True):
+        for k, (name, history) in enumerate(histories.items()):
+            steps, values = _np(history["step"]), _np(history[key])  # (steps,), (steps,)
+            window = min(smooth, len(values))
+            running = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps, values, color=f"C{k}", alpha=0.3, lw=0.8)
+            ax.plot(steps[window - 1 :], running, color=f"C{k}", lw=2, label=name)
+        ax.set(xlabel="optimiser step", title=labels.get(key, key))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel + (f" (bold: mean of {smooth} steps)" if smooth > 1 else ""))
+    axes[0, 0].legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
 def plot_divergence_by_position(
     views: dict[str, dict[str, Sequence[dict]]],
     *,

@@ -566,3 +566,27 @@ def test_the_on_policy_warm_start_is_shared_with_the_sequence_level_arm(tmp_path
     history = json.loads((tmp_path / "both" / "history.json").read_text())
     seq, gkd = history["student_seq_kd"], history["student_on_policy"]
     assert gkd["loss"][:3] == seq["loss"][:3] and gkd["kd"][3:] != seq["kd"][3:]
+
+
+@pytest.mark.parametrize("from_teacher", [False, True])
+def test_build_student_gives_the_initialisation_distill_t5_starts_from(tmp_path, monkeypatch,
+                                                                       from_teacher):
+    """Notebook 06 rebuilds the students' starting weights with build_student: the very
+    weights distill_t5 hands its student loop."""
+    import kdkit.pipeline
+    from kdkit.pipeline import build_student, distill_t5
+
+    started = {}
+
+    def recording(model, *args, desc="train", **kwargs):
+        started[desc] = {k: v.clone() for k, v in model.state_dict().items()}
+        return train_seq2seq(model, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(kdkit.pipeline, "train_seq2seq", recording)
+    smoke = get_preset("smoke")
+    config = replace(smoke, arms=("ce",), student_from_teacher=from_teacher)
+    distill_t5(config, tmp_path, progress=False, log=lambda _: None)
+    teacher, tokenizer = load_t5(tmp_path / "teacher")
+    rebuilt = build_student(config, teacher, tokenizer).state_dict()
+    assert started["student_ce"].keys() == rebuilt.keys()
+    assert all(torch.equal(v, rebuilt[k]) for k, v in started["student_ce"].items())

@@ -349,6 +349,30 @@ def test_learning_curves_plot_each_arms_mean_and_seeds():
     plt.close("all")
 
 
+def test_loss_curves_plot_each_runs_values_and_running_mean():
+    import numpy as np
+
+    loop = {"step": [1, 2, 3, 4], "loss": [4.0, 3.0, 2.0, 1.0], "ce": [2.0, 1.5, 1.0, 0.5]}
+    trainer = {"step": [1, 2, 3, 4], "loss": [5.0, 3.0, 3.0, 1.0], "ce": [1.0, 1.0, 1.0, 1.0]}
+    fig = plotting.plot_loss_curves({"kdkit": loop, "Trainer": trainer}, keys=("loss", "ce"),
+                                    labels={"loss": "the α-mix"}, smooth=2)
+    ax_loss, ax_ce = fig.axes
+    assert [ax_loss.get_title(), ax_ce.get_title()] == ["the α-mix", "ce"]
+    bold = {line.get_label(): line for line in ax_loss.lines if line.get_linewidth() == 2}
+    np.testing.assert_allclose(bold["Trainer"].get_ydata(), [4.0, 3.0, 2.0])  # mean of 2 steps
+    np.testing.assert_allclose(bold["Trainer"].get_xdata(), [2, 3, 4])
+    thin = [line for line in ax_ce.lines if line.get_linewidth() != 2]
+    np.testing.assert_allclose(thin[0].get_ydata(), loop["ce"])  # every step's own value
+    assert len(ax_loss.lines) == 4 and "mean of 2 steps" in ax_loss.get_ylabel()
+    with pytest.raises(ValueError, match="no values for"):
+        plotting.plot_loss_curves({"kdkit": loop}, keys=("kd",))
+    with pytest.raises(ValueError, match="one value per step"):
+        plotting.plot_loss_curves({"kdkit": {**loop, "loss": [1.0]}})
+    with pytest.raises(ValueError, match="smooth"):
+        plotting.plot_loss_curves({"kdkit": loop}, smooth=0)
+    plt.close("all")
+
+
 def test_divergence_by_position_plot_averages_seeds_where_enough_targets_reach():
     import matplotlib.pyplot as plt
     import numpy as np
