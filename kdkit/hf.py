@@ -42,7 +42,8 @@ block, the unsharded teacher's logits; one process splits no weights); the DeepS
 branch is tested with a stand-in ``deepspeed`` module (the config it receives), since
 deepspeed is not installed here; sequence-level KD on a transfer set beats its CE-only twin
 (slow); ``beta`` gives GKD's JSD(β); the chunked loss gives the plain loss and gradient;
-on-policy steps train on the student's samples, counted as such. Not tested: a real
+on-policy steps train on the student's samples, counted as such; evaluation with generation
+reports kdkit's loss and hands generated ids to ``compute_metrics``. Not tested: a real
 DeepSpeed run (ZeRO-3 included), FSDP across several devices, bf16 on a GPU.
 """
 
@@ -179,6 +180,17 @@ class DistillationSeq2SeqTrainer(Seq2SeqTrainer):
         objective = Seq2SeqObjective(teacher=self.teacher, T=self.args.temperature,
                                      alpha=self.args.alpha, beta=self.args.beta, chunked=True)
         return objective(student, inputs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        """``Seq2SeqTrainer``'s step; with ``predict_with_generate`` its loss is the student's
+        own CE, so it is replaced by this trainer's loss: ``eval_loss`` is kdkit's loss,
+        with or without generation (one more forward pass of both models)."""
+        loss, generated, labels = super().prediction_step(
+            model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        if self.args.predict_with_generate and not prediction_loss_only and loss is not None:
+            with torch.no_grad():
+                loss = self.compute_loss(model, self._prepare_inputs(inputs)).detach()
+        return loss, generated, labels
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """The step's micro-batches and target-token count; on an on-policy step the labels

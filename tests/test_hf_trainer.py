@@ -15,6 +15,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -484,3 +485,30 @@ def test_modes_a_setup_cannot_give_are_refused(tmp_path, tokenizer, train_set):
     with pytest.raises(ValueError, match="lockstep"):
         DistillationSeq2SeqTrainer._check_modes(fsdp)
     DistillationSeq2SeqTrainer._check_modes(two)  # on-policy under plain data parallelism: fine
+
+
+def test_evaluation_with_generation_reports_the_loss_and_a_metric(tmp_path, tokenizer, train_set):
+    teacher, student = _models(tokenizer)
+    trainer = _trainer(tmp_path, tokenizer, train_set, teacher, student, max_steps=2,
+                       predict_with_generate=True, generation_max_length=8,
+                       per_device_eval_batch_size=16)
+    seen = {}
+
+    def exact_match(prediction):  # what a user's compute_metrics gets: generated ids
+        seen["shape"] = prediction.predictions.shape
+        labels = np.where(prediction.label_ids == -100, tokenizer.pad_token_id,
+                          prediction.label_ids)
+        predicted = tokenizer.batch_decode(prediction.predictions, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        hits = [p == r for p, r in zip(predicted, references, strict=True)]
+        return {"exact_match": float(np.mean(hits))}
+
+    trainer.compute_metrics = exact_match
+    trainer.train()
+    metrics = trainer.evaluate(eval_dataset=train_set.select(range(16)))
+    assert len(seen["shape"]) == 2 and seen["shape"][0] == 16  # token ids generated, not logits
+    assert 0 <= metrics["eval_exact_match"] <= 1 and np.isfinite(metrics["eval_loss"])
+    with torch.no_grad():  # the evaluation loss is kdkit's loss on the evaluation examples
+        eval_batch = trainer.data_collator([train_set[i] for i in range(16)])
+        expected = trainer.compute_loss(student.eval(), eval_batch)
+    assert metrics["eval_loss"] == pytest.approx(expected.item(), rel=1e-4)
