@@ -40,9 +40,9 @@ bench: setup
 g2p-teacher: setup
 	$(BIN)/python tools/make_g2p_teacher.py
 
-# Every test but the browser ones, slow ones included.
+# Every test but the browser ones, slow ones included; two at a time (a few minutes on 2 cores).
 unit: setup
-	$(BIN)/python -m pytest -q tests -m "not browser"
+	$(BIN)/python -m pytest -q tests -m "not browser" -n 2
 
 # The fast tests (every kdkit module is covered): under a minute on a 2-core machine.
 quick: setup
