@@ -539,8 +539,9 @@ def distill_t5(
     Under ``torchrun --nproc_per_node N`` every process runs this function: each trains on its
     share of every batch (``config``'s batch sizes are per process; the weights are those of
     one process with N times the batch), decodes its share of every generation, and rank 0
-    alone writes files and logs (:mod:`kdkit.distributed`). Several machines need one shared
-    ``out_dir``.
+    alone writes files and logs (:mod:`kdkit.distributed`; from Python, call
+    ``distributed.init_from_env()`` first, as the command line does). Several machines need one
+    shared ``out_dir``.
     """
     run = _start(config, out_dir, resume, progress, log)
     run.log(f"data: {config.dataset}")
