@@ -59,7 +59,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from kdkit.losses import alpha_mix, check_temperature, check_unit_interval, hard_cross_entropy
 from kdkit.on_policy import OnPolicy
-from kdkit.seq2seq import Seq2SeqObjective, kd_divergence
+from kdkit.seq2seq import Seq2SeqObjective, generate_texts, kd_divergence
 from kdkit.t5 import check_t5_vocab
 
 if TYPE_CHECKING:
@@ -227,23 +227,15 @@ def _relabelled(batch: dict, student: torch.nn.Module) -> dict:
     return batch
 
 
-@torch.no_grad()
 def label_with_teacher(
-    teacher: torch.nn.Module, tokenizer, sources: Sequence[str], *, batch_size: int = 64,
-    **generate_kwargs,
+    teacher: torch.nn.Module, tokenizer, sources: Sequence[str], **generate_kwargs
 ) -> list[str]:
-    """The teacher's outputs for ``sources`` (greedy unless ``generate_kwargs`` say otherwise):
-    the targets of sequence-level KD (Kim & Rush 2016). Put them in the dataset's target column
-    and train with ``alpha=0`` (or keep ``alpha > 0`` for both kinds of KD)."""
-    teacher.eval()
-    device = next(teacher.parameters()).device
-    outputs: list[str] = []
-    for start in range(0, len(sources), batch_size):
-        enc = tokenizer(list(sources[start : start + batch_size]), return_tensors="pt",
-                        padding=True).to(device)
-        generated = teacher.generate(**enc, **generate_kwargs)  # (b, L')
-        outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
-    return outputs
+    """The teacher's outputs for ``sources``, the targets of sequence-level KD (Kim & Rush
+    2016): :func:`kdkit.seq2seq.generate_texts` (greedy unless ``num_beams``; its
+    ``batch_size``, ``max_new_tokens``, ...; under ``torchrun`` each process decodes a share).
+    Put them in the dataset's target column and train with ``alpha=0`` (or keep ``alpha > 0``
+    for both kinds of KD)."""
+    return generate_texts(teacher, tokenizer, sources, **generate_kwargs)
 
 
 # ------------------------------------------------------------ where the frozen teacher goes

@@ -317,7 +317,7 @@ def _restore(path: Path, config: TrainConfig, modules: dict[str, nn.Module | Non
             f"({state['config']}); resume with the same config or start a fresh run "
             f"(resume=False, or another checkpoint directory)."
         )
-    processes = distributed.world()[1]
+    rank, processes = distributed.world()
     if state.get("world_size", 1) != processes:
         raise ValueError(
             f"the checkpoint in {path.parent} was written by {state.get('world_size', 1)} "
@@ -329,7 +329,7 @@ def _restore(path: Path, config: TrainConfig, modules: dict[str, nn.Module | Non
             module.load_state_dict(state[name])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"] if processes == 1 else state["rng_ranks"][distributed.world()[0]])
+    set_rng_state(state["rng"] if processes == 1 else state["rng_ranks"][rank])
     return state
 
 
