@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 lab: setup
 	@echo "JupyterLab prints the URL to open below: http://127.0.0.1:8888/lab?token=... (the port may differ)."
-	$(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT) $(LAB_ARGS)
+	env $$($(BIN)/python tools/cpu_arithmetic.py) $(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT) $(LAB_ARGS)
 
 lint: setup
 	$(BIN)/ruff check kdkit tests tools benchmarks notebooks conftest.py

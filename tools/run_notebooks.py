@@ -6,7 +6,8 @@
 Runs each notebook top to bottom in a fresh `python3` kernel (the current environment's),
 with the notebook's folder as working directory, then removes what nbval must not compare
 or git must not store: widget state and per-cell timing metadata. Prints each run's time,
-which is how the notebooks' time budgets are checked.
+which is how the notebooks' time budgets are checked. The kernels run with the pinned CPU
+arithmetic of tools/cpu_arithmetic.py, as nbval's do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from cpu_arithmetic import pin
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +54,7 @@ def run(path: Path) -> float:
 
 
 def main(argv: list[str]) -> int:
+    pin()  # before any kernel starts: they inherit it
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     for path in paths:
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
