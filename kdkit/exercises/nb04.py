@@ -71,11 +71,12 @@ def _measured_verdict(errors: Sequence[float], baseline: Sequence[float]):
 
 
 def alpha_one_solution(measure: Callable[[], Sequence[float]], baseline: Sequence[float]) -> str:
-    """Student D at T = 4 with α = 1 vs α = ½. With α = 1 the 88 labelled images lose their
-    hard labels and every image learns from the teacher alone. The teacher is right on 99.7%
-    of the fit images and at T = 4 its top class still has most of the mass, so the labels add
-    little the soft targets lack; dropping them also removes the ~10× weight the loop gives a
-    labelled image. One would expect no large change — the measurement decides."""
+    """Student D at T = 4 with α = 1 vs the α chosen on validation. With α = 1 the 88 labelled
+    images lose their hard labels and every image learns from the teacher alone. The teacher is
+    right on 99.5% of the fit images and at T = 4 its top class still has most of the mass, so
+    the labels add little the soft targets lack; dropping them also removes the far larger
+    weight the loop gives a labelled image. One would expect no large change — the measurement
+    decides."""
     return _measured_verdict(measure(), baseline)[0]
 
 
@@ -94,9 +95,9 @@ def _alpha_one(answer, measure: Callable[[], Sequence[float]], baseline: Sequenc
     assert answer in VERDICTS, f"answer one of {VERDICTS}, got {answer!r}."
     right, diff = _measured_verdict(measure(), baseline)
     assert answer == right, (
-        f"you said {answer!r}; measured, test error at α = 1 minus at α = ½: {diff} -> "
+        f"you said {answer!r}; measured, test error at α = 1 minus at the chosen α: {diff} -> "
         f"{right!r}. Which of your reasons does that contradict?")
-    return (f"test error at α = 1 minus at α = ½, paired over {diff.n} seeds: {diff}. Now "
+    return (f"test error at α = 1 minus at the chosen α, paired over {diff.n} seeds: {diff}. Now "
             "explain it: what do the labelled images give that the teacher's soft targets lack?")
 
 
