@@ -3,7 +3,7 @@
 A float32 training run's last digits depend on which kernels did its sums. On x86, torch picks
 them by CPU: ATen's own kernels (AVX-512 where the CPU has it), MKL's sgemm (AVX-512 on Intel,
 AVX2 on AMD: MKL does not run its AVX-512 code on AMD CPUs) and oneDNN's convolutions. So a
-notebook executed on an Intel Xeon printed other test errors than on an AMD EPYC after a few
+notebook executed on an Intel machine printed other test errors than on an AMD EPYC after a few
 hundred steps, and nbval failed there. Pinning all three to AVX2, which every x86-64 CPU of the
 last decade has, takes the vendor out of the result:
 
